@@ -1,0 +1,1 @@
+"""saropt.quality."""
