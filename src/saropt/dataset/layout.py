@@ -55,11 +55,13 @@ class Layout:
     opt_dir: str
 
     @classmethod
-    def for_grid(cls, root: str | os.PathLike[str], patch_size: int, overlap: float) -> "Layout":
+    def for_grid(cls, root: str | os.PathLike[str], patch_size: int, overlap: float) -> Layout:
         """The layout of a grid of ``patch_size`` patches with ``overlap``."""
         from saropt.tiling.grid import layout_dirname
 
-        return cls(Path(root), layout_dirname("sar", patch_size, overlap), layout_dirname("opt", patch_size, overlap))
+        return cls(
+            Path(root), layout_dirname("sar", patch_size, overlap), layout_dirname("opt", patch_size, overlap)
+        )
 
     # -- patches (relative POSIX paths, as stored in the index) -------------------------------------------------
     def patch_relpaths(self, patch_id: int, kept: bool) -> tuple[str, str]:
@@ -250,7 +252,7 @@ class BuildLock:
             self.path.unlink(missing_ok=True)
             self._held = False
 
-    def __enter__(self) -> "BuildLock":
+    def __enter__(self) -> BuildLock:
         self.acquire()
         return self
 
@@ -268,8 +270,9 @@ def check_output_folder(root: Path, config_hash: str, overwrite: bool) -> str:
 
     Returns:
         ``"new"`` (start from scratch), ``"resume"`` (a partial build with the same configuration),
-        ``"complete"`` (already built with the same configuration: nothing to do) or ``"overwrite"`` (the
-        saropt content was deleted; start from scratch).
+        ``"complete"`` (already built with the same configuration: nothing to do) or ``"overwrite"`` (a saropt
+        build to replace: the caller deletes it with :func:`clear_saropt_folder` once the new plan resolved, so
+        bad input never destroys the old dataset).
 
     Raises:
         OutputExistsError: the folder holds something saropt did not write (even with ``overwrite``), or a saropt
@@ -291,5 +294,4 @@ def check_output_folder(root: Path, config_hash: str, overwrite: bool) -> str:
             f"output folder {root} holds a saropt {'dataset' if st.kind == 'complete' else 'partial build'} made "
             f"with another configuration; use --overwrite to replace it or choose another folder"
         )
-    clear_saropt_folder(root)
     return "overwrite"

@@ -19,8 +19,9 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,13 +33,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
+_WIDE_INTEGER_DTYPES = frozenset({"uint16", "int16", "uint32", "int32"})
+
 ROLES = ("sar", "optical")
 _COMPLEX_DTYPES = ("complex_int16", "cint16", "cint32", "complex64", "complex128", "cfloat32", "cfloat64")
 _MAX_OPEN = 32
 _IDENTICAL_TOL_8BIT = 2.0  # JPEG chroma noise on grey-as-RGB images
 
 
-# --------------------------------------------------------------------------------------------------- dataset cache
+# ---------------------------------------------------------------------------------------------- dataset cache
 
 
 class _DatasetCache(threading.local):
@@ -52,7 +55,7 @@ class _DatasetCache(threading.local):
 _cache = _DatasetCache()
 
 
-def _dataset(path: str) -> "DatasetReader":
+def _dataset(path: str) -> DatasetReader:
     """The open dataset for ``path`` (opened on first use, LRU-closed beyond 32 open files)."""
     if _cache.pid != os.getpid():  # forked: the parent's handles are not ours to use
         _cache.datasets = OrderedDict()
@@ -76,7 +79,7 @@ def close_datasets() -> None:
         ds.close()
 
 
-def _open_rasterio(path: str) -> "DatasetReader":
+def _open_rasterio(path: str) -> DatasetReader:
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
@@ -92,7 +95,7 @@ def _open_rasterio(path: str) -> "DatasetReader":
         raise RasterReadError(f"cannot read {path} as a raster (GDAL: {str(exc).strip()})") from exc
 
 
-# ------------------------------------------------------------------------------------------------------------ Scene
+# ------------------------------------------------------------------------------------------------------ Scene
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,8 @@ class Scene:
         crs: CRS as WKT, ``None`` when the file has none.
         transform: rasterio affine ``(a, b, c, d, e, f)`` as stored in the file (pixel-CORNER based), ``None``
             when the file has no geotransform.
-        nodata: the file's nodata value of the first selected band (may be NaN), or ``None``.
+        nodata: nodata value (the file's for the first selected band, or the :func:`open_scene` override; may
+            be NaN), or ``None``. For complex and I/Q scenes it applies to the amplitude.
         iq: ``True`` when ``bands`` is an (I, Q) pair of real bands read as amplitude ``sqrt(I^2 + Q^2)``.
         is_complex: ``True`` when the band is complex (e.g. GaoFen-3 L1A SLC): reads return its amplitude.
 
@@ -136,7 +140,7 @@ class Scene:
     iq: bool = False
     is_complex: bool = False
 
-    # ------------------------------------------------------------------------------------------------ geometry
+    # ----------------------------------------------------------------------------------------------- geometry
 
     @property
     def georeferenced(self) -> bool:
@@ -221,15 +225,18 @@ class Scene:
         """
         if not self.georeferenced:
             return None
-        corners = np.array(
-            [
-                [window.col_off, window.row_off],
-                [window.col_end, window.row_off],
-                [window.col_off, window.row_end],
-                [window.col_end, window.row_end],
-            ],
-            dtype=np.float64,
-        ) - 0.5
+        corners = (
+            np.array(
+                [
+                    [window.col_off, window.row_off],
+                    [window.col_end, window.row_off],
+                    [window.col_off, window.row_end],
+                    [window.col_end, window.row_end],
+                ],
+                dtype=np.float64,
+            )
+            - 0.5
+        )
         m = self.pixel_to_map(corners)
         return (float(m[:, 0].min()), float(m[:, 1].min()), float(m[:, 0].max()), float(m[:, 1].max()))
 
@@ -266,14 +273,20 @@ class Scene:
 
     # ------------------------------------------------------------------------------------------------ reading
 
-    def read(self, window: Window, *, boundless: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Read one window of the selected bands.
+    def read(
+        self, window: Window, *, boundless: bool = True, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Read one window of the selected bands, optionally resampled (nearest) to ``out_shape``.
 
-        Only the part of the window inside the raster is read from disk.
+        Only the part of the window inside the raster is read from disk. With ``out_shape`` smaller than the
+        window GDAL decimates while reading (from overviews when the file has them), so overview images of
+        big scenes never need a full-resolution read.
 
         Args:
             window: pixel window; with ``boundless=True`` it may extend outside the raster.
             boundless: when ``False``, a window that is not inside the raster raises :class:`InputError`.
+            out_shape: ``(h, w)`` of the result, or ``None`` for the window's own size. Nearest sampling keeps
+                real pixel values.
 
         Returns:
             ``(data, valid)``: ``(count, h, w)`` float32 data and ``(h, w)`` bool validity. A pixel is invalid
@@ -282,25 +295,42 @@ class Scene:
             False. Complex bands and I/Q pairs read as amplitude.
 
         Raises:
-            InputError: ``boundless=False`` and the window extends outside the raster.
+            InputError: ``boundless=False`` and the window extends outside the raster, or a bad ``out_shape``.
 
         Convention:
-            x = column, y = row, 0-based; ``data[:, i, j]`` is pixel ``(col_off + j, row_off + i)``.
+            x = column, y = row, 0-based; without ``out_shape``, ``data[:, i, j]`` is pixel
+            ``(col_off + j, row_off + i)``. With it, output pixel ``(j, i)`` covers the window's pixel edges
+            ``[col_off - 0.5 + j * sx, col_off - 0.5 + (j + 1) * sx)`` with ``sx = window.width / w`` (likewise
+            in y), the same grid as ``cv2.resize``.
         """
-        h, w = window.height, window.width
         inside = window.clip(self.width, self.height)
         if not boundless and (inside is None or inside != window):
             raise InputError(f"window {window} is not inside {self.name} ({self.width}x{self.height})")
+        if out_shape is not None:
+            oh, ow = (int(v) for v in out_shape)
+            if oh < 1 or ow < 1:
+                raise InputError(f"out_shape must be positive (h, w), got {out_shape}")
+            if (oh, ow) == window.shape:
+                out_shape = None
+        else:
+            oh, ow = window.shape
         if inside is not None and inside == window:
-            return self._read_inside(window, None)
-        data = np.zeros((self.count, h, w), dtype=np.float32)
-        valid = np.zeros((h, w), dtype=bool)
+            return self._read_inside(window, out_shape)
+        data = np.zeros((self.count, oh, ow), dtype=np.float32)
+        valid = np.zeros((oh, ow), dtype=bool)
         if inside is None:
             return data, valid
-        d, v = self._read_inside(inside, None)
-        r0, c0 = inside.row_off - window.row_off, inside.col_off - window.col_off
-        data[:, r0 : r0 + inside.height, c0 : c0 + inside.width] = d
-        valid[r0 : r0 + inside.height, c0 : c0 + inside.width] = v
+        sy, sx = oh / window.height, ow / window.width
+        r0 = round((inside.row_off - window.row_off) * sy)
+        r1 = round((inside.row_end - window.row_off) * sy)
+        c0 = round((inside.col_off - window.col_off) * sx)
+        c1 = round((inside.col_end - window.col_off) * sx)
+        if r1 <= r0 or c1 <= c0:
+            return data, valid
+        sub = None if out_shape is None else (r1 - r0, c1 - c0)
+        d, v = self._read_inside(inside, sub)
+        data[:, r0:r1, c0:c1] = d
+        valid[r0:r1, c0:c1] = v
         return data, valid
 
     def read_decimated(self, max_size: int = 1024) -> tuple[np.ndarray, np.ndarray, float]:
@@ -336,15 +366,18 @@ class Scene:
         d, v = self._read_inside(self.window, (out_h, out_w))
         return d, v, float(factor)
 
-    def _read_inside(self, window: Window, out_shape: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    def _read_inside(
+        self, window: Window, out_shape: tuple[int, int] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Read a window lying inside the raster (optionally resampled to ``out_shape``)."""
         return _read_bands(_dataset(self.path), self, window, out_shape)
 
 
 def _read_bands(
-    ds: "DatasetReader", scene: Scene, window: Window, out_shape: tuple[int, int] | None
+    ds: DatasetReader, scene: Scene, window: Window, out_shape: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray]:
     from rasterio.enums import MaskFlags, Resampling
+    from rasterio.errors import RasterioError
 
     rio_win = window.to_rasterio()
     shape = out_shape if out_shape is not None else window.shape
@@ -360,12 +393,12 @@ def _read_bands(
             data = np.sqrt(raw[0] * raw[0] + raw[1] * raw[1])[None]
         else:
             data = ds.read(list(scene.bands), out_dtype="float32", **kwargs)
-    except Exception as exc:  # GDAL decode errors (truncated files...) surface as various rasterio errors
+    except (RasterioError, OSError) as exc:  # GDAL decode errors: truncated or corrupt files
         raise RasterReadError(f"cannot read window {window} of {scene.path}: {exc}") from exc
 
     valid = np.isfinite(data).all(axis=0)
     nodata = scene.nodata
-    if nodata is not None and not math.isnan(nodata) and not scene.is_complex and not scene.iq:
+    if nodata is not None and not math.isnan(nodata):
         valid &= ~(data == np.float32(nodata)).all(axis=0)
     flags = ds.mask_flag_enums
     if any(MaskFlags.per_dataset in flags[b - 1] or MaskFlags.alpha in flags[b - 1] for b in scene.bands):
@@ -378,11 +411,16 @@ def _read_bands(
     return data, valid
 
 
-# ------------------------------------------------------------------------------------------------------ open_scene
+# ------------------------------------------------------------------------------------------------- open_scene
 
 
 def open_scene(
-    path: str | os.PathLike[str], role: str, bands: Sequence[int] | None = None, *, iq: bool = False
+    path: str | os.PathLike[str],
+    role: str,
+    bands: Sequence[int] | None = None,
+    *,
+    iq: bool = False,
+    nodata: float | None = None,
 ) -> Scene:
     """Open a raster in a role and decide which bands to use.
 
@@ -401,6 +439,10 @@ def open_scene(
         role: ``"sar"`` or ``"optical"``.
         bands: 1-based band indexes to use, or ``None`` for the defaults above.
         iq: SAR only: ``bands`` is an (I, Q) pair of real bands, read as ``sqrt(I^2 + Q^2)``.
+        nodata: nodata value overriding the file's (``None``: use the file's). Many scenes are zero-filled
+            outside their footprint without declaring it (the omaha GF-3 / WorldView GeoTIFFs): pass ``0``.
+            Integer SAR wider than 8 bits (amplitude DN, complex) without a declared nodata gets ``0``, since an
+            amplitude of 0 is no measurement.
 
     Returns:
         The :class:`Scene`.
@@ -429,7 +471,9 @@ def open_scene(
         if iq:
             raise BandLayoutError(f"{spath}: iq=True applies to SAR scenes only")
         if is_complex:
-            raise BandLayoutError(f"{spath}: complex bands cannot be an optical image; open it with role='sar'")
+            raise BandLayoutError(
+                f"{spath}: complex bands cannot be an optical image; open it with role='sar'"
+            )
         if len(sel) not in (1, 3):
             raise BandLayoutError(
                 f"{spath}: an optical image uses 1 or 3 bands, got bands={sel}; pass e.g. bands=(1, 2, 3)"
@@ -447,7 +491,14 @@ def open_scene(
     crs = ds.crs.to_wkt() if ds.crs is not None else None
     has_transform = not ds.transform.is_identity or crs is not None
     transform = tuple(float(v) for v in ds.transform[:6]) if has_transform else None
-    nodata = ds.nodatavals[sel[0] - 1]
+    if nodata is None:
+        nodata = ds.nodatavals[sel[0] - 1]
+    sar_dtype = str(dtypes[sel[0] - 1])
+    if nodata is None and role == "sar" and (is_complex or sar_dtype in _WIDE_INTEGER_DTYPES):
+        # An amplitude of exactly 0 is no measurement (it has no dB value): GaoFen-3 L1/L2 products fill the area
+        # outside the footprint with 0 without declaring it. 8-bit display images keep 0 as a value.
+        logger.info("%s: no nodata declared; SAR amplitude 0 treated as nodata", spath)
+        nodata = 0
     scene = Scene(
         path=spath,
         role=role,
@@ -488,12 +539,12 @@ def _check_bands(path: str, bands: Sequence[int], n: int) -> tuple[int, ...]:
     return sel
 
 
-def _default_bands(ds: "DatasetReader", path: str, role: str, iq: bool) -> tuple[int, ...]:
+def _default_bands(ds: DatasetReader, path: str, role: str, iq: bool) -> tuple[int, ...]:
     n = ds.count
     if role == "optical":
         if n == 2:
             raise BandLayoutError(
-                f"{path}: an optical image with 2 bands is ambiguous; pass bands=(1,) or convert it to 1 or 3 bands"
+                f"{path}: an optical image with 2 bands is ambiguous; pass bands=(1,) or convert to 1 or 3 bands"
             )
         return (1,) if n == 1 else (1, 2, 3)
     if iq:
@@ -514,7 +565,7 @@ def _default_bands(ds: "DatasetReader", path: str, role: str, iq: bool) -> tuple
     raise BandLayoutError(f"{path}: a SAR file with {n} different bands; choose one with bands=(k,)")
 
 
-def _bands_identical(ds: "DatasetReader") -> bool:
+def _bands_identical(ds: DatasetReader) -> bool:
     """Whether bands 1-3 are the same image (checked on a decimated read, JPEG noise tolerated for 8-bit)."""
     from rasterio.enums import Resampling
 

@@ -1,1 +1,20 @@
-"""saropt.matching."""
+"""SAR-optical patch matching: the Bridge Neural Network, baselines, and honest evaluation.
+
+Modules (import what you need; torch is imported only by the modules that use it):
+
+- :mod:`~saropt.matching.models`: ``build_model("bnn" | "pseudo_siamese", backbone)``: two unshared timm
+  branches; BNN sigmoid embeddings with ``d = ||a - b|| / sqrt(n)``; local backbone weight files.
+- :mod:`~saropt.matching.losses`: BNN loss, pseudo-siamese BCE, in-batch negatives by rolling.
+- :mod:`~saropt.matching.baselines`: training-free NCC, mutual information, CFOG structural similarity.
+- :mod:`~saropt.matching.scoring`: the ``Scorer`` interface shared by models and baselines.
+- :mod:`~saropt.matching.views`: crop-and-resize views of patch pairs (what a model sees).
+- :mod:`~saropt.matching.metrics`: accuracy, precision, recall, F1, ROC-AUC, FPR95, threshold calibration,
+  CMR@k px and RMSE, recall@k.
+- :mod:`~saropt.matching.protocols`: balanced (the paper's), hard negatives, localisation, retrieval.
+- :mod:`~saropt.matching.config`, :mod:`~saropt.matching.train`, :mod:`~saropt.matching.checkpoint`:
+  YAML configuration, seeded and resumable training, checkpoints with config and data split hashes.
+- :mod:`~saropt.matching.evaluate`: every protocol for checkpoints and baselines in one table (markdown,
+  JSON).
+
+Command line: ``saropt match train`` and ``saropt match eval`` (:mod:`saropt.cli.match`).
+"""

@@ -28,7 +28,7 @@ LAYOUT_KINDS = ("sar", "opt")
 
 def _round_half_up(value: float) -> int:
     # Python's round() rounds halves to even (round(2.5) == 2); a grid should not depend on that.
-    return int(math.floor(value + 0.5))
+    return math.floor(value + 0.5)
 
 
 def resolve_stride(patch_size: int, stride: int | None = None, overlap: float | None = None) -> int:

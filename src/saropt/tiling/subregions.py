@@ -151,7 +151,9 @@ def _cross(a: tuple[float, float], b: tuple[float, float], axis: int, bound: flo
 def _parse_wkt(text: str, where: str) -> list[tuple[float, float]]:
     match = re.fullmatch(r"\s*POLYGON\s*\(\s*\(([^()]*)\)\s*(?:,\s*\([^()]*\)\s*)*\)\s*", text, re.IGNORECASE)
     if match is None:
-        raise InputError(f"{where}: polygon string must be WKT 'POLYGON ((x y, x y, ...))', got {text[:60]!r}")
+        raise InputError(
+            f"{where}: polygon string must be WKT 'POLYGON ((x y, x y, ...))', got {text[:60]!r}"
+        )
     if re.search(r"\)\s*,\s*\(", text):
         logger.warning("%s: WKT polygon holes are ignored; only the outer ring is used", where)
     points = []
@@ -172,7 +174,9 @@ def _polygon_vertices(value: Any, where: str) -> list[tuple[float, float]]:
         points = _parse_wkt(value, where)
     elif isinstance(value, Mapping):
         if value.get("type") != "Polygon" or "coordinates" not in value:
-            raise InputError(f"{where}: a polygon mapping must be GeoJSON-like {{'type': 'Polygon', 'coordinates'}}")
+            raise InputError(
+                f"{where}: a polygon mapping must be GeoJSON-like {{'type': 'Polygon', 'coordinates'}}"
+            )
         rings = value["coordinates"]
         if not isinstance(rings, Sequence) or not rings:
             raise InputError(f"{where}: GeoJSON polygon has no rings")
@@ -204,7 +208,9 @@ def _vertex_list(value: Any, where: str) -> list[tuple[float, float]]:
 
 def _box_window(value: Any, where: str) -> Window:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 4:
-        raise InputError(f"{where}: box must be [col_off, row_off, width, height] in SAR pixels, got {value!r}")
+        raise InputError(
+            f"{where}: box must be [col_off, row_off, width, height] in SAR pixels, got {value!r}"
+        )
     ints = []
     for v in value:
         if (
@@ -280,7 +286,9 @@ def parse_subregions(
     if not spec:
         full = Subregion("full", scene, None)
         if pixel_to_map is not None:
-            corners = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [width - 0.5, height - 0.5], [-0.5, height - 0.5]])
+            corners = np.array(
+                [[-0.5, -0.5], [width - 0.5, -0.5], [width - 0.5, height - 0.5], [-0.5, height - 0.5]]
+            )
             full = Subregion("full", scene, None, _map_bounds(corners, pixel_to_map))
         return [full]
     if isinstance(spec, (str, bytes, Mapping)) or not isinstance(spec, Sequence):
@@ -291,7 +299,9 @@ def parse_subregions(
     for i, item in enumerate(spec):
         where = f"sub-region {i}"
         if not isinstance(item, Mapping):
-            raise InputError(f"{where}: expected a mapping with 'box' or 'polygon', got {type(item).__name__}")
+            raise InputError(
+                f"{where}: expected a mapping with 'box' or 'polygon', got {type(item).__name__}"
+            )
         unknown = set(item) - _ITEM_KEYS
         if unknown:
             raise InputError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_ITEM_KEYS)}")
@@ -311,7 +321,9 @@ def parse_subregions(
 
         if has_box:
             if crs != "pixel":
-                raise InputError(f"{where}: a box is in SAR pixels; give a map region as a 'polygon' with crs 'map'")
+                raise InputError(
+                    f"{where}: a box is in SAR pixels; give a map region as a 'polygon' with crs 'map'"
+                )
             box = _box_window(item["box"], where)
             polygon = None
             outline = np.array(
@@ -354,7 +366,9 @@ def parse_subregions(
     return regions
 
 
-def windows_in_subregion(sub: Subregion, patch_size: int, stride: int, min_inside: float = 1.0) -> list[Window]:
+def windows_in_subregion(
+    sub: Subregion, patch_size: int, stride: int, min_inside: float = 1.0
+) -> list[Window]:
     """Patch windows of a sub-region: the grid over its bounding box, keeping windows inside enough.
 
     The grid starts at the bounding box's top-left pixel (see :func:`saropt.tiling.grid.patch_grid`). For a

@@ -256,3 +256,49 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:
         return mask.astype(bool)
     k = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     return cv2.erode(mask.astype(np.uint8), k, borderType=cv2.BORDER_CONSTANT, borderValue=1).astype(bool)
+
+
+def orientation_field(
+    img: np.ndarray,
+    valid: np.ndarray | None,
+    operator: GradientOperator,
+    gradient_sigma: float,
+    smooth_sigma: float = 1.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Double-angle orientation field: a cheap, contrast-sign-invariant structure feature for coarse search.
+
+    ``z = G * (gx + i gy)^2 / (G * |g|^2 + eps^2)``: the smoothed structure tensor written as one complex number.
+    Its phase is twice the dominant gradient direction (so an edge and the same edge with reversed contrast agree)
+    and its modulus is the local coherence in ``[0, 1)``, small in flat or isotropic (speckle) areas. Comparing
+    two fields needs one complex correlation instead of one per orientation channel.
+
+    Args:
+        img: ``(H, W)`` image.
+        valid: ``(H, W)`` bool mask or ``None``.
+        operator: gradient operator (see :func:`image_gradients`).
+        gradient_sigma: gradient scale in pixels.
+        smooth_sigma: structure-tensor integration scale in pixels.
+
+    Returns:
+        ``(z, z_valid)``: ``(H, W)`` complex64 field (zero where invalid) and the eroded validity mask.
+
+    Convention:
+        Phase of ``z`` is ``2 * atan2(gy, gx)``: x = column, y = row.
+    """
+    gx, gy = image_gradients(img, operator, gradient_sigma, valid)
+    g2 = gx * gx + gy * gy
+    if valid is not None:
+        g2v = g2[valid]
+    else:
+        g2v = g2.ravel()
+    eps2 = np.float32(np.median(g2v) if g2v.size else 1.0) + np.float32(1e-12)
+    re = cv2.GaussianBlur(gx * gx - gy * gy, (0, 0), smooth_sigma, borderType=cv2.BORDER_REFLECT)
+    im = cv2.GaussianBlur(2.0 * gx * gy, (0, 0), smooth_sigma, borderType=cv2.BORDER_REFLECT)
+    tr = cv2.GaussianBlur(g2, (0, 0), smooth_sigma, borderType=cv2.BORDER_REFLECT) + eps2
+    z = ((re + 1j * im) / tr).astype(np.complex64)
+    if valid is None:
+        return z, np.ones(gx.shape, dtype=bool)
+    r = int(np.ceil(2.0 * gradient_sigma + 2.0 * smooth_sigma)) + 1
+    zvalid = erode(valid, r)
+    z[~zvalid] = 0
+    return z, zvalid

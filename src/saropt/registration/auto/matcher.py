@@ -91,7 +91,7 @@ class MatchResult:
 
 def _box_sums(a: np.ndarray, t: int) -> np.ndarray:
     """Sums of ``a`` over every ``t x t`` box along the last two axes (valid positions only)."""
-    c = np.cumsum(np.cumsum(a, axis=-1, dtype=np.float64), axis=-2)
+    c = np.cumsum(np.cumsum(a, axis=-1, dtype=np.float32), axis=-2)
     c = np.pad(c, [(0, 0)] * (a.ndim - 2) + [(1, 0), (1, 0)])
     return c[..., t:, t:] - c[..., :-t, t:] - c[..., t:, :-t] + c[..., :-t, :-t]
 
@@ -193,6 +193,54 @@ def analyse_surfaces(surface: np.ndarray, params: MatchParams) -> dict[str, np.n
     }
 
 
+def match_stacks(templates: np.ndarray, windows: np.ndarray, params: MatchParams) -> dict[str, np.ndarray]:
+    """Match pre-extracted templates into their search windows, in batches.
+
+    Args:
+        templates: ``(N, C, T, T)`` float32 reference templates.
+        windows: ``(N, C, T + 2r, T + 2r)`` float32 target windows (the template's zero-shift position is the
+            window's centre).
+        params: matching parameters (``search_radius`` must equal ``r``).
+
+    Returns:
+        The dict of :func:`analyse_surfaces` for all N points.
+
+    Convention:
+        Offsets ``(dx, dy)``, x = column: the template matches the window at its centre plus the offset.
+    """
+    n = templates.shape[0]
+    out: dict[str, list[np.ndarray]] = {}
+    for b0 in range(0, n, max(1, params.batch)):
+        surf = correlation_surfaces(templates[b0 : b0 + params.batch], windows[b0 : b0 + params.batch])
+        for k, v in analyse_surfaces(surf, params).items():
+            out.setdefault(k, []).append(v)
+    if n == 0:
+        k = 2 * params.search_radius + 1
+        return analyse_surfaces(np.zeros((0, k, k), np.float32), params)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _result(res: dict[str, np.ndarray], ok: np.ndarray) -> MatchResult:
+    n = ok.shape[0]
+    offset = np.full((n, 2), np.nan)
+    peak = np.full(n, np.nan)
+    second = np.full(n, np.nan)
+    psr = np.full(n, np.nan)
+    rel = np.zeros(n)
+    inside = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(ok)
+    offset[idx] = res["offset"]
+    peak[idx] = res["peak"]
+    second[idx] = res["second"]
+    psr[idx] = res["psr"]
+    inside[idx] = res["inside"]
+    rel[idx] = res["reliability"]
+    usable = ok & inside
+    return MatchResult(
+        offset=offset, peak=peak, second=second, psr=psr, reliability=np.where(usable, rel, 0.0), usable=usable
+    )
+
+
 def match_points(
     ref_features: np.ndarray,
     ref_valid: np.ndarray,
@@ -215,7 +263,7 @@ def match_points(
         A :class:`MatchResult` in the order of ``points_xy``.
 
     Raises:
-        InputError: if the feature arrays disagree in shape.
+        InputError: if the feature arrays disagree in shape or the template/radius are too small.
 
     Convention:
         x = column, y = row, 0-based, pixel centres at integers. The template covers columns
@@ -225,7 +273,6 @@ def match_points(
     if ref_features.shape != tgt_features.shape:
         raise InputError(f"feature shapes differ: {ref_features.shape} vs {tgt_features.shape}")
     pts = np.rint(np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
-    n = pts.shape[0]
     c, h, w = ref_features.shape
     t, r = int(params.template_size), int(params.search_radius)
     if t < 4 or r < 1:
@@ -235,41 +282,19 @@ def match_points(
     pad = half + r + 1
     refp = np.pad(ref_features, ((0, 0), (pad, pad), (pad, pad)))
     tgtp = np.pad(tgt_features, ((0, 0), (pad, pad), (pad, pad)))
-    rvp = np.pad(ref_valid, pad)
-    tvp = np.pad(tgt_valid, pad)
     # Integral images of the masks give each window's valid fraction cheaply.
-    rv_int = _box_sums(rvp[None].astype(np.float32), t)[0]
-    tv_int = _box_sums(tvp[None].astype(np.float32), s)[0]
-    x0 = np.clip(pts[:, 0] - half + pad, 0, w + 2 * pad - t)
-    y0 = np.clip(pts[:, 1] - half + pad, 0, h + 2 * pad - t)
-    sx0 = np.clip(x0 - r, 0, w + 2 * pad - s)
-    sy0 = np.clip(y0 - r, 0, h + 2 * pad - s)
+    rv_int = _box_sums(np.pad(ref_valid, pad)[None].astype(np.float32), t)[0]
+    tv_int = _box_sums(np.pad(tgt_valid, pad)[None].astype(np.float32), s)[0]
     in_image = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
-    frac_t = rv_int[y0, x0] / float(t * t)
-    frac_s = tv_int[sy0, sx0] / float(s * s)
-    ok = in_image & (frac_t >= params.min_valid_fraction) & (frac_s >= params.min_valid_fraction)
-
-    offset = np.full((n, 2), np.nan)
-    peak = np.full(n, np.nan)
-    second = np.full(n, np.nan)
-    psr = np.full(n, np.nan)
-    rel = np.zeros(n)
-    inside = np.zeros(n, dtype=bool)
+    x0 = np.where(in_image, pts[:, 0] - half + pad, 0)
+    y0 = np.where(in_image, pts[:, 1] - half + pad, 0)
+    ok = in_image.copy()
+    ok[ok] = (rv_int[y0[ok], x0[ok]] / float(t * t) >= params.min_valid_fraction) & (
+        tv_int[y0[ok] - r, x0[ok] - r] / float(s * s) >= params.min_valid_fraction
+    )
+    idx = np.flatnonzero(ok)
     tview = sliding_window_view(refp, (t, t), axis=(1, 2))  # (C, Hp-t+1, Wp-t+1, t, t)
     sview = sliding_window_view(tgtp, (s, s), axis=(1, 2))
-    idx_ok = np.flatnonzero(ok)
-    for b0 in range(0, idx_ok.size, max(1, params.batch)):
-        ib = idx_ok[b0 : b0 + params.batch]
-        temps = np.ascontiguousarray(tview[:, y0[ib], x0[ib]].transpose(1, 0, 2, 3), dtype=np.float32)
-        wins = np.ascontiguousarray(sview[:, sy0[ib], sx0[ib]].transpose(1, 0, 2, 3), dtype=np.float32)
-        surf = correlation_surfaces(temps, wins)
-        res = analyse_surfaces(surf, params)
-        offset[ib] = res["offset"]
-        peak[ib] = res["peak"]
-        second[ib] = res["second"]
-        psr[ib] = res["psr"]
-        inside[ib] = res["inside"]
-        rel[ib] = res["reliability"]
-    usable = ok & inside
-    rel = np.where(usable, rel, 0.0)
-    return MatchResult(offset=offset, peak=peak, second=second, psr=psr, reliability=rel, usable=usable)
+    temps = np.ascontiguousarray(tview[:, y0[idx], x0[idx]].transpose(1, 0, 2, 3), dtype=np.float32)
+    wins = np.ascontiguousarray(sview[:, y0[idx] - r, x0[idx] - r].transpose(1, 0, 2, 3), dtype=np.float32)
+    return _result(match_stacks(temps, wins, params), ok)

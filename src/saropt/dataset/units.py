@@ -1,0 +1,325 @@
+"""Units of work: read a SAR block once, warp the optical onto it once, cut, score and write its patch pairs.
+
+A unit is a pure function of (plan, unit): it writes the same bytes whichever process runs it and whenever. It
+writes its patch images first (each atomically) and its record, ``.saropt/units/<uid>.json``, last: a unit whose
+record exists is finished. The unit decides ``kept`` from its own filters only; the near-duplicate filter runs
+across all units when the build is finalised and moves duplicates to ``rejected/`` then.
+
+Workers receive the plan once (process-pool initializer) and then unit indices only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saropt.dataset.layout import Layout
+from saropt.dataset.plan import BuildPlan, Unit
+from saropt.io.windows import Window
+
+logger = logging.getLogger(__name__)
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """What a finished unit reports to the parent process.
+
+    Attributes:
+        uid: the unit's id.
+        n_patches: patch pairs scored.
+        n_kept: pairs its filters kept (before the near-duplicate filter).
+        skipped: ``True`` when the unit was already done (resume).
+    """
+
+    uid: str
+    n_patches: int
+    n_kept: int
+    skipped: bool = False
+
+
+# --------------------------------------------------------------------------------------------- worker process state
+
+_WORKER: dict[str, Any] = {}
+
+
+#: GDAL block cache (MB) of a worker process and of the main process. GDAL's default is 5% of the RAM per
+#: process, which a build reading a large scene fills to no use: with it, peak memory grows with the scene size.
+#: A unit reads each block once (64 MB is plenty); the main process reads whole scenes decimated (statistics,
+#: overviews), where a pixel-interleaved file's tiles are decoded once per band unless they stay cached: 256 MB
+#: keeps that cost moderate (measured on a 20000 x 20000 RGB GeoTIFF: 8.6 s CPU and 190 MB, against 3.7 s and
+#: 970 MB with GDAL's default).
+GDAL_CACHE_MB_WORKER = 64
+GDAL_CACHE_MB_MAIN = 256
+
+
+def gdal_env(megabytes: int = GDAL_CACHE_MB_MAIN) -> Any:
+    """A ``rasterio.Env`` that bounds GDAL's block cache to ``megabytes``."""
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=megabytes * 2**20)  # bytes: rasterio hands it to GDALSetCacheMax
+
+
+def init_worker(plan: BuildPlan, root: str, threads: int = 1) -> None:
+    """Process-pool initializer: keep the plan, bound GDAL's cache, limit OpenCV's threads (one process per core)."""
+    env = gdal_env(GDAL_CACHE_MB_WORKER)
+    env.__enter__()  # for the life of the worker process
+    _WORKER["env"] = env
+    _WORKER["plan"] = plan
+    _WORKER["layout"] = Layout.for_grid(root, plan.config.patch_size, plan.overlap)
+    _WORKER["quality"] = _quality_config(plan)
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_unit_in_worker(index: int) -> UnitResult:
+    """Run unit ``index`` of the plan given to :func:`init_worker`."""
+    plan: BuildPlan = _WORKER["plan"]
+    return run_unit(plan, plan.units[index], _WORKER["layout"], _WORKER["quality"])
+
+
+def _quality_config(plan: BuildPlan) -> Any:
+    from saropt.quality.config import QualityConfig
+
+    return QualityConfig.from_dict(dict(plan.config.quality))
+
+
+# ----------------------------------------------------------------------------------------------------- the unit
+
+
+def unit_done(layout: Layout, unit: Unit) -> bool:
+    """Whether a unit finished earlier: its record exists, is readable and every file it lists exists."""
+    path = layout.unit_record(unit.uid)
+    if not path.is_file():
+        return False
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if rec.get("version") != RECORD_VERSION or rec.get("uid") != unit.uid:
+        return False
+    patches = rec.get("patches", [])
+    if [p.get("patch_id") for p in patches] != list(unit.patch_ids):
+        return False
+    root = layout.root
+    for p in patches:
+        for key in ("sar_path", "opt_path", "sar_tif", "opt_tif"):
+            rel = p.get(key)
+            if rel is None:
+                continue
+            if not (root / rel).is_file():
+                # The finaliser may have moved a near-duplicate to rejected/ already (interrupted finalise).
+                alt = _moved_location(rel)
+                if alt is None or not (root / alt).is_file():
+                    return False
+    return True
+
+
+def _moved_location(rel: str) -> str | None:
+    if rel.startswith(("rejected/", "geotiff/")):
+        return None
+    return f"rejected/{rel}"
+
+
+def read_unit_record(layout: Layout, uid: str) -> dict[str, Any]:
+    """The record a unit wrote (``.saropt/units/<uid>.json``)."""
+    return json.loads(layout.unit_record(uid).read_text())
+
+
+def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResult:
+    """Process one unit: read, warp, cut, score, write patches, then write the record.
+
+    Args:
+        plan: the build plan.
+        unit: the unit.
+        layout: the output layout.
+        qcfg: the :class:`saropt.quality.QualityConfig`.
+
+    Returns:
+        Its :class:`UnitResult`.
+
+    Convention:
+        All windows are SAR pixel windows (x = column, y = row, 0-based); the optical image is warped onto the
+        SAR grid through the region's transform (``inverse``: SAR -> optical).
+    """
+    from saropt.io.images import atomic_path
+    from saropt.quality import decide, patch_scores
+    from saropt.registration.warp import warp_optical
+
+    sp, rp = plan.region_of(unit)
+    cfg = plan.config
+    out = cfg.outputs
+    block = unit.block
+
+    sar_data, sar_valid = sp.sar.read(block, boundless=True)
+    sar_u8 = sp.sar_mapping.apply(sar_data, sar_valid)
+    opt_data, opt_valid = warp_optical(sp.opt, rp.registration.transform, block)
+    opt_u8 = sp.opt_mapping.apply(opt_data, opt_valid)
+    if opt_u8.ndim == 3 and opt_u8.shape[2] == 1:
+        opt_u8 = opt_u8[:, :, 0]
+    valid = sar_valid & opt_valid
+
+    records: list[dict[str, Any]] = []
+    n_kept = 0
+    for pid, w in zip(unit.patch_ids, unit.windows):
+        rs, cs = _local(w, block)
+        s8 = np.ascontiguousarray(sar_u8[rs, cs])
+        o8 = np.ascontiguousarray(opt_u8[rs, cs])
+        v = valid[rs, cs]
+        scores = patch_scores(s8, o8, v, qcfg)
+        flags, reasons = decide(scores, qcfg)
+        kept = not any(flags.values())
+        n_kept += kept
+        rec: dict[str, Any] = {
+            "patch_id": pid,
+            "window": [w.col_off, w.row_off, w.width, w.height],
+            "scores": {k: _plain(v_) for k, v_ in scores.items()},
+            "flags": {k: bool(f) for k, f in flags.items()},
+            "reasons": list(reasons),
+            "kept": kept,
+            "sar_path": None,
+            "opt_path": None,
+            "sar_tif": None,
+            "opt_tif": None,
+        }
+        if out.png and (kept or out.write_rejected):
+            sar_rel, opt_rel = layout.patch_relpaths(pid, kept)
+            write_patch_png(layout.root / sar_rel, s8, out.png_compression, out.png_fast)
+            write_patch_png(layout.root / opt_rel, o8, out.png_compression, out.png_fast)
+            rec["sar_path"], rec["opt_path"] = sar_rel, opt_rel
+        if out.geotiff:
+            rec["sar_tif"], rec["opt_tif"] = _write_geotiffs(
+                layout,
+                sp,
+                pid,
+                w,
+                sar_data[:, rs, cs],
+                sar_valid[rs, cs],
+                opt_data[:, rs, cs],
+                opt_valid[rs, cs],
+            )
+        records.append(rec)
+
+    record = {"version": RECORD_VERSION, "uid": unit.uid, "patches": records}
+    path = layout.unit_record(unit.uid)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(record, separators=(",", ":")))
+    return UnitResult(unit.uid, len(records), n_kept)
+
+
+def write_patch_png(path: Path, img: np.ndarray, level: int, fast: bool) -> None:
+    """Write an 8-bit grey or RGB patch as PNG, atomically, with deterministic bytes.
+
+    ``fast`` uses the SUB row filter and Huffman-only coding: on speckled SAR and 256 px optical patches it
+    encodes about 2.5 times faster than zlib's default strategy at level 1, with files of the same size
+    (measured: 2.4 vs 6.0 ms per pair, 52 + 96 KB vs 52 + 98 KB). Any PNG decoder reads both.
+    """
+    import cv2
+
+    from saropt.io.images import ImageWriteError, atomic_path
+
+    a = img[:, :, ::-1] if img.ndim == 3 else img  # OpenCV encodes BGR
+    params = [cv2.IMWRITE_PNG_COMPRESSION, int(level)]
+    if fast:
+        params += [
+            cv2.IMWRITE_PNG_FILTER,
+            cv2.IMWRITE_PNG_FILTER_SUB,
+            cv2.IMWRITE_PNG_STRATEGY,
+            cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+        ]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), params)
+    if not ok:
+        raise ImageWriteError(f"cannot encode PNG {path}")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.tobytes())
+
+
+def _local(w: Window, block: Window) -> tuple[slice, slice]:
+    r0 = w.row_off - block.row_off
+    c0 = w.col_off - block.col_off
+    return slice(r0, r0 + w.height), slice(c0, c0 + w.width)
+
+
+def _write_geotiffs(
+    layout: Layout,
+    sp: Any,
+    pid: int,
+    w: Window,
+    sar: np.ndarray,
+    sar_valid: np.ndarray,
+    opt: np.ndarray,
+    opt_valid: np.ndarray,
+) -> tuple[str, str]:
+    """Float32 GeoTIFF patches with the original values and the SAR window's georeferencing (NaN = invalid)."""
+    from saropt.io.images import write_geotiff
+
+    sar_rel, opt_rel = layout.geotiff_relpaths(pid)
+    transform = sp.sar.window_transform(w)
+    crs = sp.sar.crs
+    s = np.where(sar_valid[None], sar, np.nan).astype(np.float32)
+    o = np.where(opt_valid[None], opt, np.nan).astype(np.float32)
+    write_geotiff(layout.root / sar_rel, s, transform=transform, crs=crs, nodata=float("nan"))
+    write_geotiff(layout.root / opt_rel, o, transform=transform, crs=crs, nodata=float("nan"))
+    return sar_rel, opt_rel
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
+    return v
+
+
+def prepare_dirs(layout: Layout, plan: BuildPlan) -> None:
+    """Create the patch folders and the work folder before the units run."""
+    out = plan.config.outputs
+    layout.units_dir.mkdir(parents=True, exist_ok=True)
+    if out.png:
+        dirs = layout.patch_dirs()
+        if not out.write_rejected:
+            dirs = dirs[:2]
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
+    if out.geotiff:
+        for sub in ("sar", "opt"):
+            (layout.root / "geotiff" / sub).mkdir(parents=True, exist_ok=True)
+
+
+def cleanup_tmp(layout: Layout) -> int:
+    """Delete temporary files an interrupted build left in the patch and work folders; returns how many."""
+    n = 0
+    for d in [
+        *layout.patch_dirs(),
+        layout.units_dir,
+        layout.root / "geotiff" / "sar",
+        layout.root / "geotiff" / "opt",
+    ]:
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            if p.name.startswith(".") and (".tmp" in p.name or p.name.endswith(".part")):
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def env_threads() -> int:
+    """OpenCV threads per worker process (``SAROPT_WORKER_THREADS``, default 1)."""
+    try:
+        return max(1, int(os.environ.get("SAROPT_WORKER_THREADS", "1")))
+    except ValueError:
+        return 1

@@ -1,0 +1,271 @@
+"""Training configuration of a matching model: a typed dataclass read from YAML, with command-line overrides.
+
+The fully resolved configuration is written beside every run (``RUN_DIR/config.yaml``) and stored in every
+checkpoint, so a checkpoint alone says how it was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from saropt.errors import ConfigError
+
+#: configuration fields that may change when a run is resumed (they do not change what was trained so far)
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "max_minutes", "device", "threads", "num_workers", "log_every", "data"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a matching training run.
+
+    Attributes:
+        model: ``"bnn"`` (Bridge Neural Network) or ``"pseudo_siamese"`` (BCE classifier baseline).
+        backbone: timm model name of both (unshared) branches.
+        embedding_dim: BNN embedding size ``n``.
+        backbone_weights: optional local weight files ``{"sar": path, "opt": path}``; nothing is downloaded.
+        hidden_dim: pseudo-siamese fusion head width.
+        dropout: pseudo-siamese fusion head dropout.
+        input_norm: ``"standardize"`` (zero mean, unit variance per image and channel, inside the model) or
+            ``"none"``.
+        crop: native crop side taken from each patch (0 = whole patch).
+        size: model input side after resizing (0 = no resize).
+        augment: ``"none"``, ``"flip"`` or ``"flip_rot90"`` (joint, training only).
+        negatives_per_positive: in-batch re-pairings (rolls) per positive pair.
+        epochs: number of epochs.
+        batch_size: positive pairs per batch.
+        optimizer: ``"adamw"``, ``"adam"`` or ``"sgd"``.
+        lr: peak learning rate.
+        weight_decay: weight decay.
+        momentum: SGD momentum.
+        schedule: ``"cosine"`` (with linear warm-up) or ``"constant"``.
+        warmup_epochs: linear warm-up length in epochs (fractions allowed).
+        bn_recalibration_batches: at the end of every epoch, recompute BatchNorm statistics over this many
+            training batches with the final weights ("precise BN"; 0 = keep the running averages).
+        threshold: default decision threshold on the score (BNN: ``1 - d``; 0.5 is the paper's ``d < 0.5``).
+        seed: seed of everything random (initialisation, order, crops, negatives).
+        data: dataset folder (normally given on the command line).
+        data_format: reader name (``saropt`` for ``saropt build`` output; see ``saropt.data.registry``).
+        train_split: split name used for training.
+        val_split: split name used for validation and threshold calibration.
+        val_pairs: at most this many validation pairs per epoch (balanced; 0 = all).
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
+        threads: CPU threads for torch (0 = torch's default).
+        num_workers: DataLoader worker processes.
+        channels_last: use channels-last memory format (measure first: on this CPU it was slower, see
+            benchmarks/matching.py; on GPUs it usually helps).
+        amp: bf16 autocast for the forward pass (GPU recipe; distances and losses stay float32).
+        max_minutes: stop training after this many minutes (0 = no limit); the run is then resumable.
+        log_every: log the running loss every this many steps.
+    """
+
+    model: str = "bnn"
+    backbone: str = "resnet18"
+    embedding_dim: int = 64
+    backbone_weights: dict[str, str] = field(default_factory=dict)
+    hidden_dim: int = 256
+    dropout: float = 0.3
+    input_norm: str = "standardize"
+    crop: int = 0
+    size: int = 0
+    augment: str = "flip"
+    negatives_per_positive: int = 1
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.5
+    bn_recalibration_batches: int = 16
+    threshold: float = 0.5
+    seed: int = 0
+    data: str = ""
+    data_format: str = "saropt"
+    train_split: str = "train"
+    val_split: str = "val"
+    val_pairs: int = 512
+    device: str = "auto"
+    threads: int = 0
+    num_workers: int = 0
+    channels_last: bool = False
+    amp: bool = False
+    max_minutes: float = 0.0
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (
+                self.model in ("bnn", "pseudo_siamese"),
+                f"model must be 'bnn' or 'pseudo_siamese', got {self.model!r}",
+            ),
+            (self.embedding_dim >= 1, "embedding_dim must be >= 1"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (
+                self.batch_size >= 2,
+                "batch_size must be >= 2 (negatives are made by re-pairing inside a batch)",
+            ),
+            (self.negatives_per_positive >= 1, "negatives_per_positive must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (
+                self.optimizer in ("adamw", "adam", "sgd"),
+                f"optimizer must be adamw, adam or sgd, got {self.optimizer!r}",
+            ),
+            (
+                self.schedule in ("cosine", "constant"),
+                f"schedule must be cosine or constant, got {self.schedule!r}",
+            ),
+            (
+                self.augment in ("none", "flip", "flip_rot90"),
+                f"augment must be none, flip or flip_rot90, got {self.augment!r}",
+            ),
+            (self.crop >= 0 and self.size >= 0, "crop and size must be >= 0"),
+            (
+                self.input_norm in ("none", "standardize"),
+                f"input_norm must be none or standardize, got {self.input_norm!r}",
+            ),
+            (0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
+            (self.bn_recalibration_batches >= 0, "bn_recalibration_batches must be >= 0"),
+            (
+                self.val_pairs >= 0 and self.threads >= 0 and self.num_workers >= 0,
+                "val_pairs, threads, num_workers must be >= 0",
+            ),
+            (
+                set(self.backbone_weights) <= {"sar", "opt"},
+                "backbone_weights keys must be 'sar' and/or 'opt'",
+            ),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, YAML/JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        """Build from a mapping; unknown keys are an error naming the valid ones.
+
+        Raises:
+            ConfigError: unknown keys or invalid values.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown training config keys {unknown}; valid keys: {', '.join(sorted(names))}"
+            )
+        kw = dict(d)
+        if kw.get("backbone_weights") is None:
+            kw["backbone_weights"] = {}
+        kw["backbone_weights"] = {k: str(v) for k, v in dict(kw["backbone_weights"]).items() if v}
+        try:
+            kw = {k: _coerce(cls, k, v) for k, v in kw.items()}
+            return cls(**kw)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"invalid training config: {exc}") from exc
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainConfig":
+        """A copy with some fields replaced (values are coerced to the field types)."""
+        d = self.to_dict()
+        d.update(overrides)
+        return TrainConfig.from_dict(d)
+
+    def resume_differences(self, other: "TrainConfig") -> list[str]:
+        """Fields that differ from ``other`` and would make resuming train a different model."""
+        a, b = self.to_dict(), other.to_dict()
+        return sorted(k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES)
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    ftype = {f.name: f.type for f in fields(cls)}[name]
+    t = str(ftype)
+    if value is None:
+        return value
+    if t == "int":
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        return int(value)
+    if t == "float":
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if t == "bool":
+        if isinstance(value, str):
+            if value.lower() in ("true", "yes", "1", "on"):
+                return True
+            if value.lower() in ("false", "no", "0", "off"):
+                return False
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return bool(value)
+    if t == "str":
+        return str(value)
+    return value
+
+
+def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a training configuration from YAML and apply overrides.
+
+    Args:
+        path: YAML file with :class:`TrainConfig` keys (or ``None`` for the defaults).
+        overrides: values that replace the file's (e.g. ``{"data": "DIR", "epochs": 2}``); a dotted key sets
+            one entry of a mapping (``{"backbone_weights.sar": "/path/w.pth"}``).
+
+    Returns:
+        The resolved configuration.
+
+    Raises:
+        ConfigError: unreadable YAML, not a mapping, unknown keys or invalid values.
+    """
+    import yaml
+
+    d: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p} is not valid YAML: {' '.join(str(exc).split())}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p} must hold a mapping of training config keys")
+        d = loaded
+    for key, value in dict(overrides or {}).items():
+        if "." in key:  # nested key, e.g. backbone_weights.sar=/path/w.pth
+            head, sub = key.split(".", 1)
+            inner = d.get(head) or {}
+            if not isinstance(inner, dict):
+                raise ConfigError(f"{head} is not a mapping; cannot set {key}")
+            d[head] = {**inner, sub: value}
+        else:
+            d[key] = value
+    return TrainConfig.from_dict(d)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse a ``key=value`` command-line override; the value is read as YAML (``3``, ``1e-3``, ``true``...).
+
+    Raises:
+        ConfigError: without ``=``.
+    """
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. epochs=5")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value

@@ -1,0 +1,372 @@
+"""Evaluate matching models and training-free baselines under every protocol, in one table.
+
+Thresholds: training-free measures have no natural threshold, so every method's accuracy / precision / recall
+/ F1 are reported at the threshold that maximises accuracy on the *validation* split under the same protocol
+(``threshold_source: "val"``). Without a usable validation split the threshold is calibrated on the evaluation
+pairs themselves (``threshold_source: "eval"``, optimistic, flagged in the report). Trained models also report
+their figures at their default threshold (BNN: ``d < 0.5``) under ``default``.
+
+The JSON holds one object per protocol (``balanced``, ``hard``, ``localisation``, ``retrieval``). Each
+protocol object carries the figures of the primary method (the first checkpoint, else the first baseline) at
+its top level under lower-case names, and every method's figures under ``methods``::
+
+    {"balanced": {"method": "bnn", "accuracy": ..., "roc_auc": ..., "methods": {"bnn": {...}, "ncc": {...}}},
+     "hard": {...}, "localisation": {...}, "retrieval": {...}, "meta": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from saropt.errors import ConfigError, InputError
+from saropt.matching.baselines import BASELINES, create_baseline
+from saropt.matching.metrics import (
+    binary_figures,
+    calibrate_threshold,
+    classification_figures,
+    localisation_figures,
+    retrieval_figures,
+)
+from saropt.matching.protocols import (
+    PROTOCOLS,
+    Progress,
+    ProtocolSettings,
+    encode_patches,
+    limit_patches,
+    localisation_protocol,
+    pair_protocol,
+    retrieval_protocol,
+)
+from saropt.matching.scoring import ModelScorer, Scorer
+from saropt.matching.views import ViewSpec
+
+log = logging.getLogger(__name__)
+
+#: columns of the markdown table: (protocol, figure key, header)
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("balanced", "accuracy", "bal acc"),
+    ("balanced", "precision", "bal P"),
+    ("balanced", "recall", "bal R"),
+    ("balanced", "f1", "bal F1"),
+    ("balanced", "roc_auc", "bal AUC"),
+    ("balanced", "fpr95", "bal FPR95"),
+    ("hard", "accuracy", "hard acc"),
+    ("hard", "roc_auc", "hard AUC"),
+    ("hard", "fpr95", "hard FPR95"),
+    ("localisation", "cmr_1px", "CMR@1"),
+    ("localisation", "cmr_2px", "CMR@2"),
+    ("localisation", "cmr_3px", "CMR@3"),
+    ("localisation", "rmse_px", "RMSE px"),
+    ("retrieval", "recall_at_1", "R@1"),
+    ("retrieval", "recall_at_5", "R@5"),
+    ("retrieval", "recall_at_10", "R@10"),
+)
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Figures of every method under every protocol run.
+
+    Attributes:
+        results: ``protocol -> method -> figures``.
+        primary: the method whose figures sit at the top level of each protocol object.
+        meta: data, split, checkpoint, settings, counts, warnings.
+    """
+
+    results: dict[str, dict[str, dict[str, Any]]]
+    primary: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON layout described in the module docstring."""
+        out: dict[str, Any] = {}
+        for proto, methods in self.results.items():
+            top = dict(methods.get(self.primary, {}))
+            out[proto] = {"method": self.primary, **top, "methods": methods}
+        out["meta"] = self.meta
+        return out
+
+    def to_markdown(self) -> str:
+        """One markdown table, methods as rows, protocol figures as columns, with notes below."""
+        methods = list(dict.fromkeys(m for p in self.results.values() for m in p))
+        cols = [c for c in TABLE_COLUMNS if c[0] in self.results]
+        lines = ["| method | " + " | ".join(h for _, _, h in cols) + " |", "|---|" + "---:|" * len(cols)]
+        for m in methods:
+            cells = []
+            for proto, key, _ in cols:
+                v = self.results.get(proto, {}).get(m, {}).get(key)
+                cells.append("-" if v is None else (f"{v:.2f}" if key == "rmse_px" else f"{v:.3f}"))
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        notes = []
+        meta = self.meta
+        notes.append(
+            f"data: {meta.get('data')} split: {meta.get('split')} ({meta.get('patches')} patches, "
+            f"{meta.get('scenes')} scenes)"
+        )
+        for proto in ("balanced", "hard"):
+            if proto in self.results:
+                any_m = next(iter(self.results[proto].values()))
+                notes.append(
+                    f"{proto}: {any_m.get('pairs')} pairs, thresholds calibrated on "
+                    f"{any_m.get('threshold_source')}"
+                )
+        if "localisation" in self.results:
+            any_m = next(iter(self.results["localisation"].values()))
+            notes.append(
+                f"localisation: {any_m.get('templates')} templates of {any_m.get('template_side')} px, "
+                f"search radius {any_m.get('search_radius')} px (native pixels)"
+            )
+        if "retrieval" in self.results:
+            any_m = next(iter(self.results["retrieval"].values()))
+            notes.append(
+                f"retrieval: {any_m.get('queries')} queries among {any_m.get('candidates')} candidates"
+            )
+        for w in meta.get("warnings", []):
+            notes.append(f"WARNING: {w}")
+        return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`to_dict` as JSON (temporary name, then rename)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        os.replace(tmp, p)
+        return p
+
+    def write_markdown(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`to_markdown` (temporary name, then rename)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+        tmp.write_text(self.to_markdown())
+        os.replace(tmp, p)
+        return p
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def load_model_scorer(
+    checkpoint: str | os.PathLike[str], device: str = "auto"
+) -> tuple[ModelScorer, dict[str, Any]]:
+    """A :class:`ModelScorer` from a checkpoint file or run folder, and the checkpoint dict.
+
+    Raises:
+        CheckpointError: unreadable or unfit checkpoint.
+    """
+    from saropt.matching.checkpoint import load_checkpoint, model_from_checkpoint
+    from saropt.matching.train import resolve_device
+
+    ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    model = model_from_checkpoint(ckpt)
+    spec = ViewSpec(int(cfg.get("crop", 0)), int(cfg.get("size", 0)))
+    dev = resolve_device(device)
+    scorer = ModelScorer(
+        model,
+        name=str(cfg.get("model", "model")),
+        device=dev,
+        threshold=float(cfg.get("threshold", 0.5)),
+        spec=spec,
+        channels_last=bool(cfg.get("channels_last", False)),
+    )
+    return scorer, ckpt
+
+
+def _pair_figures(
+    scorers: Sequence[Scorer], test: Any, val: Any | None, threshold_source: str
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for s in scorers:
+        sc = test.scores[s.name]
+        if val is not None:
+            t = calibrate_threshold(val.scores[s.name], val.labels)
+        else:
+            t = calibrate_threshold(sc, test.labels)
+        fig: dict[str, Any] = classification_figures(sc, test.labels, t)
+        fig["threshold_source"] = threshold_source
+        fig["pairs"] = int(test.labels.size)
+        fig["positives"] = int(test.labels.sum())
+        if s.default_threshold is not None:
+            fig["default"] = binary_figures(sc, test.labels, s.default_threshold).as_dict()
+        out[s.name] = fig
+    return out
+
+
+def _scenes(ds: Any) -> set[str]:
+    if hasattr(ds, "records"):
+        return {str(r.scene) for r in ds.records}
+    return set()
+
+
+def evaluate(
+    data: str | os.PathLike[str],
+    *,
+    checkpoints: Sequence[str | os.PathLike[str]] = (),
+    split: str = "test",
+    baselines: Sequence[str] = BASELINES,
+    protocols: Sequence[str] = PROTOCOLS,
+    settings: ProtocolSettings | None = None,
+    calibration_split: str | None = "val",
+    view: ViewSpec | None = None,
+    data_format: str | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> EvaluationReport:
+    """Run the protocols for trained checkpoints and training-free baselines on one split of a dataset.
+
+    Args:
+        data: dataset folder.
+        checkpoints: checkpoint files or run folders; the first is the primary method.
+        split: evaluation split (``"test"``, ``"val"``, ``"train"`` or ``"all"``).
+        baselines: training-free measures to add (``ncc``, ``mi``, ``cfog``); empty for none.
+        protocols: which of ``balanced``, ``hard``, ``localisation``, ``retrieval``.
+        settings: protocol sizes and seed.
+        calibration_split: split whose pairs calibrate thresholds (``None``: calibrate on the evaluation
+            pairs).
+        view: view for the baselines (default: the primary checkpoint's; required without checkpoints).
+        data_format: reader name (default: the primary checkpoint's, else ``saropt``).
+        device: torch device for models.
+        progress: optional callback ``(task, done, total)``.
+
+    Returns:
+        The :class:`EvaluationReport`.
+
+    Raises:
+        ConfigError: nothing to evaluate, unknown protocol or baseline, or no view for baselines.
+        CheckpointError: a bad checkpoint.
+        DatasetNotFoundError, InputError: dataset problems.
+    """
+    from saropt.matching.checkpoint import split_fingerprint
+    from saropt.matching.sources import open_split
+
+    settings = settings or ProtocolSettings()
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ConfigError(f"unknown protocols {unknown}; use {', '.join(PROTOCOLS)}")
+    bad = [b for b in baselines if b not in BASELINES]
+    if bad:
+        raise ConfigError(f"unknown baselines {bad}; use {', '.join(BASELINES)}")
+    if not checkpoints and not baselines:
+        raise ConfigError("nothing to evaluate: give a checkpoint and/or baselines")
+
+    scorers: list[Scorer] = []
+    ckpts: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for c in checkpoints:
+        sc, ck = load_model_scorer(c, device)
+        if any(s.name == sc.name for s in scorers):
+            sc.name = f"{sc.name}-{len(scorers) + 1}"
+        scorers.append(sc)
+        ckpts.append(ck)
+    if view is None:
+        if not ckpts:
+            raise ConfigError("baselines without a checkpoint need a view: pass crop and size")
+        view = scorers[0].spec or ViewSpec()
+    fmt = data_format or (str(ckpts[0]["config"].get("data_format", "saropt")) if ckpts else "saropt")
+    for b in baselines:
+        scorers.append(create_baseline(b))
+
+    test_ds = limit_patches(open_split(data, split, fmt), settings.max_patches, settings.seed)
+    if len(test_ds) == 0:
+        raise InputError(f"split {split!r} of {data} is empty")
+    val_ds = None
+    source = "eval"
+    if calibration_split and calibration_split != split and split != "all":
+        try:
+            val_ds = limit_patches(
+                open_split(data, calibration_split, fmt), settings.max_patches, settings.seed + 1
+            )
+            source = calibration_split
+        except InputError:
+            warnings.append(
+                f"no {calibration_split!r} split: thresholds calibrated on the evaluation pairs (optimistic)"
+            )
+    elif split == "all" or calibration_split == split:
+        warnings.append("thresholds calibrated on the evaluation pairs themselves (optimistic)")
+    if val_ds is not None and len(val_ds) < 2:
+        val_ds, source = None, "eval"
+
+    test_fp = split_fingerprint(test_ds)
+    test_scenes = _scenes(test_ds)
+    for ck in ckpts:
+        trained = ck["data"].get("splits", {})
+        if test_fp["sha256"] in {v.get("sha256") for v in trained.values()}:
+            warnings.append(
+                f"{ck['config'].get('model')}: the evaluation split is one it was trained or validated on"
+            )
+        train_scenes = set(ck["data"].get("scenes", {}).get("train", []))
+        leaked = sorted(test_scenes & train_scenes)
+        if leaked:
+            warnings.append(
+                f"{ck['config'].get('model')}: {len(leaked)} evaluation scenes were in its training "
+                f"split (e.g. {leaked[0]}): figures are optimistic"
+            )
+
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    test_codes = val_codes = None
+    if {"balanced", "hard", "retrieval"} & set(protocols):
+        test_codes = encode_patches(test_ds, scorers, view, settings.batch_size, progress, f"encode {split}")
+    if val_ds is not None and {"balanced", "hard"} & set(protocols):
+        val_codes = encode_patches(val_ds, scorers, view, settings.batch_size, progress, f"encode {source}")
+    for proto in protocols:
+        log.info("protocol %s on %d patches", proto, len(test_ds))
+        if proto in ("balanced", "hard"):
+            hard = proto == "hard"
+            assert test_codes is not None
+            test_sc = pair_protocol(test_ds, test_codes, scorers, hard, settings)
+            val_sc = (
+                pair_protocol(val_ds, val_codes, scorers, hard, settings) if val_codes is not None else None
+            )
+            results[proto] = _pair_figures(scorers, test_sc, val_sc, source)
+        elif proto == "localisation":
+            loc = localisation_protocol(test_ds, scorers, view, settings, progress)
+            results[proto] = {}
+            for s in scorers:
+                f: dict[str, Any] = localisation_figures(loc.pred_xy[s.name], loc.true_xy)
+                f.update(
+                    templates=int(loc.true_xy.shape[0]),
+                    search_radius=loc.search_radius,
+                    template_side=loc.template_side,
+                )
+                results[proto][s.name] = f
+        else:
+            assert test_codes is not None
+            ret = retrieval_protocol(test_codes, scorers, settings)
+            results[proto] = {}
+            for s in scorers:
+                f = retrieval_figures(ret.ranks[s.name])
+                f.update(queries=int(ret.ranks[s.name].size), candidates=ret.candidates)
+                results[proto][s.name] = f
+
+    meta = {
+        "data": str(data),
+        "format": fmt,
+        "split": split,
+        "patches": len(test_ds),
+        "scenes": len(test_scenes) if test_scenes else None,
+        "calibration_split": source,
+        "view": {"crop": view.crop, "size": view.size},
+        "checkpoints": [ck.get("path") for ck in ckpts],
+        "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
+        "split_sha256": test_fp["sha256"],
+        "warnings": warnings,
+    }
+    for w in warnings:
+        log.warning("%s", w)
+    return EvaluationReport(results, scorers[0].name, meta)

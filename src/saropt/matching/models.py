@@ -1,0 +1,358 @@
+"""Matching models: the Bridge Neural Network and a pseudo-siamese classifier, on timm backbones.
+
+Both models have two branches with **unshared** weights, one for single-channel (or multi-polarisation) SAR
+and one for RGB optical patches, each a timm backbone created by name (``resnet18``, ``resnet50``,
+``darknet53``, any name in ``timm.list_models()``) with ``pretrained=False``: nothing is ever downloaded. A
+user's own weight file can initialise a branch (:func:`load_backbone_weights`).
+
+Every model exposes the same scoring interface, so protocols treat them alike:
+
+- ``encode_sar(x) -> (B, F)`` and ``encode_opt(y) -> (B, F)``: per-patch codes, computed once per patch;
+- ``pair_scores(fs, fo) -> (B,)``: similarity of paired codes in ``[0, 1]``, higher = match;
+- ``score_matrix(fs, fo) -> (Ns, No)``: all pairs, for retrieval and localisation;
+- ``default_threshold``: predict a match when ``score > default_threshold``.
+
+For the BNN the code is the ``n``-dimensional sigmoid embedding and the score is ``1 - d`` (the paper's rule
+``d < 0.5`` is ``score > 0.5``). For the pseudo-siamese model the code is the pooled backbone feature and the
+score is the sigmoid of the fusion head's logit.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from saropt.errors import CheckpointError, ConfigError, require
+
+require("torch", "torch")  # a clear install hint instead of a bare ImportError
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+MODEL_KINDS = ("bnn", "pseudo_siamese")
+INPUT_NORMS = ("none", "standardize")
+
+
+def standardize_per_image(x: "torch.Tensor", eps: float = 1e-4) -> "torch.Tensor":
+    """Zero mean and unit variance per image and channel: ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Removes the per-scene brightness and contrast of 8-bit SAR and optical patches (radiometric scaling
+    differs from scene to scene), so the network compares structure.
+    """
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    std = x.std(dim=(-2, -1), keepdim=True)
+    return (x - mean) / (std + eps)
+
+
+class _InputNorm(nn.Module):
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        if mode not in INPUT_NORMS:
+            raise ConfigError(f"unknown input_norm {mode!r}; use one of {', '.join(INPUT_NORMS)}")
+        self.mode = mode
+
+    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        return standardize_per_image(x) if self.mode == "standardize" else x
+
+
+def create_backbone(name: str, in_chans: int, weights: str | Path | None = None) -> "nn.Module":
+    """A timm backbone without classifier (``num_classes=0``: it returns pooled ``(B, F)`` features).
+
+    Args:
+        name: a timm model name, e.g. ``"resnet18"``, ``"resnet50"``, ``"darknet53"``.
+        in_chans: input channels (1 for single-polarisation SAR, 3 for RGB optical).
+        weights: optional path to a local state dict (timm or torchvision layout) loaded into the backbone.
+
+    Returns:
+        The backbone; ``backbone.num_features`` is ``F``.
+
+    Raises:
+        ConfigError: if timm does not know the name.
+        CheckpointError: if the weight file is unreadable or does not fit.
+    """
+    timm = require("timm", "torch")
+    if name not in timm.list_models():
+        close = [m for m in timm.list_models(f"*{name[:6]}*")][:5]
+        raise ConfigError(
+            f"unknown backbone {name!r}; use a timm model name such as resnet18, resnet50, darknet53"
+            + (f" (similar: {', '.join(close)})" if close else "")
+        )
+    model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
+    if weights is not None:
+        load_backbone_weights(model, weights, in_chans)
+    return model
+
+
+def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, "torch.Tensor"]:
+    import torch
+
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "model_state", "net"):
+            inner = obj.get(key)
+            if (
+                isinstance(inner, Mapping)
+                and inner
+                and all(isinstance(v, torch.Tensor) for v in inner.values())
+            ):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} is not a state dict (a mapping of parameter names to tensors)")
+    out: dict[str, torch.Tensor] = {}
+    for k, v in obj.items():
+        for prefix in ("module.", "backbone.", "model.", "encoder."):
+            if k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
+
+
+def load_backbone_weights(model: "nn.Module", path: str | Path, in_chans: int) -> None:
+    """Load a local timm/torchvision state dict into a backbone created by :func:`create_backbone`.
+
+    Classifier weights (``fc``, ``head``...) are dropped; a 3-channel first convolution is adapted to
+    ``in_chans`` (summed to one channel for SAR, timm's ``adapt_input_conv``). Every backbone parameter must
+    be present with the right shape.
+
+    Args:
+        model: the backbone.
+        path: ``.pt``/``.pth``/``.bin`` file holding a state dict (possibly under ``state_dict``/``model``),
+            or a ``.safetensors`` file.
+        in_chans: the backbone's input channels.
+
+    Raises:
+        CheckpointError: unreadable file, missing or unexpected parameters, or shape mismatches.
+    """
+    import torch
+    from timm.models import adapt_input_conv
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"backbone weight file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            raw: Any = load_file(str(path))
+        else:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any decode failure is the same user problem
+        raise CheckpointError(f"cannot read backbone weights {path}: {exc}") from exc
+    sd = _unwrap_state_dict(raw, path)
+
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    classifier = cfg.get("classifier")
+    heads = [classifier] if isinstance(classifier, str) else list(classifier or [])
+    heads += ["fc", "head", "classifier", "head.fc"]
+    sd = {k: v for k, v in sd.items() if not any(k == h or k.startswith(h + ".") for h in heads)}
+
+    own = model.state_dict()
+    first = cfg.get("first_conv")
+    firsts = [first] if isinstance(first, str) else list(first or [])
+    for fc in firsts:
+        key = f"{fc}.weight"
+        if key in sd and key in own and sd[key].ndim == 4 and sd[key].shape[1] != own[key].shape[1]:
+            sd[key] = adapt_input_conv(in_chans, sd[key])
+
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    bad_shape = [k for k in sd if k in own and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or bad_shape:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if bad_shape:
+            k = bad_shape[0]
+            parts.append(
+                f"{len(bad_shape)} of wrong shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)})"
+            )
+        raise CheckpointError(
+            f"{path} does not fit backbone {type(model).__name__}: "
+            + "; ".join(parts)
+            + "; check the backbone name in the config"
+        )
+    model.load_state_dict(sd, strict=False)
+    log.info("loaded backbone weights from %s", path)
+
+
+def build_model(
+    kind: str,
+    backbone: str,
+    *,
+    embedding_dim: int = 64,
+    sar_channels: int = 1,
+    opt_channels: int = 3,
+    backbone_weights: Mapping[str, str | Path | None] | None = None,
+    hidden_dim: int = 256,
+    dropout: float = 0.3,
+    input_norm: str = "none",
+) -> "nn.Module":
+    """Create a matching model by kind.
+
+    Args:
+        kind: ``"bnn"`` or ``"pseudo_siamese"``.
+        backbone: timm model name for both branches (their weights are not shared).
+        embedding_dim: BNN embedding size ``n``.
+        sar_channels: SAR input channels.
+        opt_channels: optical input channels.
+        backbone_weights: optional ``{"sar": path, "opt": path}`` local weight files.
+        hidden_dim: pseudo-siamese fusion head width.
+        dropout: pseudo-siamese fusion head dropout.
+        input_norm: ``"none"`` or ``"standardize"`` (per image and channel, inside the model).
+
+    Returns:
+        A model with the scoring interface described in this module.
+
+    Raises:
+        ConfigError: unknown kind or backbone, bad sizes, or unknown ``backbone_weights`` keys.
+        CheckpointError: a weight file that does not fit.
+    """
+    weights = dict(backbone_weights or {})
+    unknown = set(weights) - {"sar", "opt"}
+    if unknown:
+        raise ConfigError(f"backbone_weights keys must be 'sar' and/or 'opt', got {sorted(unknown)}")
+    if sar_channels < 1 or opt_channels < 1:
+        raise ConfigError("sar_channels and opt_channels must be >= 1")
+    if kind == "bnn":
+        if embedding_dim < 1:
+            raise ConfigError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        return BridgeNetwork(backbone, embedding_dim, sar_channels, opt_channels, weights, input_norm)
+    if kind == "pseudo_siamese":
+        return PseudoSiamese(backbone, sar_channels, opt_channels, weights, hidden_dim, dropout, input_norm)
+    raise ConfigError(f"unknown model kind {kind!r}; use one of {', '.join(MODEL_KINDS)}")
+
+
+class BridgeNetwork(nn.Module):
+    """Bridge Neural Network (Xu et al., AAAI 2019): two unshared branches into a common ``[0, 1]^n`` space.
+
+    Each branch is ``backbone -> Linear(F, n) -> Sigmoid``. The distance ``d = ||a - b|| / sqrt(n)`` is in
+    ``[0, 1]``; the pair score is ``1 - d``.
+
+    Args:
+        backbone: timm name of both branches' backbone.
+        embedding_dim: ``n``.
+        sar_channels: SAR input channels.
+        opt_channels: optical input channels.
+        backbone_weights: optional ``{"sar": path, "opt": path}``.
+        input_norm: ``"none"`` or ``"standardize"`` (per image and channel).
+    """
+
+    kind = "bnn"
+    default_threshold = 0.5
+
+    def __init__(
+        self,
+        backbone: str,
+        embedding_dim: int,
+        sar_channels: int = 1,
+        opt_channels: int = 3,
+        backbone_weights: Mapping[str, str | Path | None] | None = None,
+        input_norm: str = "none",
+    ) -> None:
+        super().__init__()
+        w = dict(backbone_weights or {})
+        sar_bb = create_backbone(backbone, sar_channels, w.get("sar"))
+        opt_bb = create_backbone(backbone, opt_channels, w.get("opt"))
+        self.embedding_dim = embedding_dim
+        self.norm = _InputNorm(input_norm)
+        self.sar_branch = nn.Sequential(sar_bb, nn.Linear(sar_bb.num_features, embedding_dim), nn.Sigmoid())
+        self.opt_branch = nn.Sequential(opt_bb, nn.Linear(opt_bb.num_features, embedding_dim), nn.Sigmoid())
+
+    def encode_sar(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``(B, C_sar, H, W) -> (B, n)`` embeddings in ``[0, 1]``."""
+        return self.sar_branch(self.norm(x))
+
+    def encode_opt(self, y: "torch.Tensor") -> "torch.Tensor":
+        """``(B, 3, H, W) -> (B, n)`` embeddings in ``[0, 1]``."""
+        return self.opt_branch(self.norm(y))
+
+    def distance(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
+        """Paired normalised distances ``(B,)``."""
+        from saropt.matching.losses import bnn_distance
+
+        return bnn_distance(fs, fo)
+
+    def pair_scores(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
+        """Paired similarities ``1 - d``, ``(B,)``."""
+        return 1.0 - self.distance(fs.float(), fo.float())
+
+    def score_matrix(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
+        """All-pairs similarities ``(Ns, No)``."""
+        from saropt.matching.losses import bnn_distance_matrix
+
+        return 1.0 - bnn_distance_matrix(fs.float(), fo.float())
+
+    def forward(self, sar: "torch.Tensor", opt: "torch.Tensor") -> "torch.Tensor":
+        """Distances ``d`` of paired patches, ``(B,)``."""
+        return self.distance(self.encode_sar(sar), self.encode_opt(opt))
+
+
+class PseudoSiamese(nn.Module):
+    """Pseudo-siamese classifier (Hughes et al., GRSL 2018 style).
+
+    Two unshared streams (timm backbones, pooled features), concatenation, a small fully connected fusion head
+    and one logit trained with binary cross-entropy. The pair score is ``sigmoid(logit)``.
+
+    Args:
+        backbone: timm name of both streams.
+        sar_channels: SAR input channels.
+        opt_channels: optical input channels.
+        backbone_weights: optional ``{"sar": path, "opt": path}``.
+        hidden_dim: fusion head width.
+        dropout: fusion head dropout.
+        input_norm: ``"none"`` or ``"standardize"`` (per image and channel).
+    """
+
+    kind = "pseudo_siamese"
+    default_threshold = 0.5
+
+    def __init__(
+        self,
+        backbone: str,
+        sar_channels: int = 1,
+        opt_channels: int = 3,
+        backbone_weights: Mapping[str, str | Path | None] | None = None,
+        hidden_dim: int = 256,
+        dropout: float = 0.3,
+        input_norm: str = "none",
+    ) -> None:
+        super().__init__()
+        w = dict(backbone_weights or {})
+        self.norm = _InputNorm(input_norm)
+        self.sar_branch = create_backbone(backbone, sar_channels, w.get("sar"))
+        self.opt_branch = create_backbone(backbone, opt_channels, w.get("opt"))
+        f = self.sar_branch.num_features + self.opt_branch.num_features
+        self.head = nn.Sequential(
+            nn.Linear(f, hidden_dim), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden_dim, 1)
+        )
+
+    def encode_sar(self, x: "torch.Tensor") -> "torch.Tensor":
+        return self.sar_branch(self.norm(x))
+
+    def encode_opt(self, y: "torch.Tensor") -> "torch.Tensor":
+        return self.opt_branch(self.norm(y))
+
+    def logits(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
+        """Paired logits ``(B,)``."""
+        return self.head(torch.cat([fs, fo], dim=1)).squeeze(1)
+
+    def pair_scores(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
+        return torch.sigmoid(self.logits(fs.float(), fo.float()))
+
+    def score_matrix(self, fs: "torch.Tensor", fo: "torch.Tensor", chunk: int = 4096) -> "torch.Tensor":
+        """All-pairs similarities ``(Ns, No)``; the head runs on every combination, in chunks."""
+        ns, no = fs.shape[0], fo.shape[0]
+        ii, jj = torch.meshgrid(torch.arange(ns), torch.arange(no), indexing="ij")
+        ii, jj = ii.reshape(-1), jj.reshape(-1)
+        out = torch.empty(ns * no, dtype=torch.float32, device=fs.device)
+        for s in range(0, ns * no, chunk):
+            out[s : s + chunk] = self.pair_scores(fs[ii[s : s + chunk]], fo[jj[s : s + chunk]])
+        return out.view(ns, no)
+
+    def forward(self, sar: "torch.Tensor", opt: "torch.Tensor") -> "torch.Tensor":
+        """Logits of paired patches, ``(B,)``."""
+        return self.logits(self.encode_sar(sar), self.encode_opt(opt))

@@ -1,0 +1,385 @@
+"""Evaluation protocols for SAR-optical patch matching, run for several scorers in one pass over the data.
+
+- **balanced** (the paper's): every patch once as a matching pair plus one random non-matching pair per
+  positive (``MatchingPairs(hard=False)``). Pair classification: accuracy, precision, recall, F1, ROC-AUC,
+  FPR95.
+- **hard**: the same with negatives drawn among spatial neighbours of the same scene
+  (``MatchingPairs(hard=True)``), the case that matters for registration.
+- **localisation**: a SAR template (the view's crop, shrunk if needed so the window fits in the patch) at a
+  random shift ``(dx, dy)`` in ``[-r, r]^2`` from the centre of a ``t + 2r`` optical search window cut from
+  the same patch; each scorer is evaluated at every integer shift and its best shift is compared with the truth:
+  CMR@1/2/3 px and RMSE in native pixels.
+- **retrieval**: each SAR patch is a query among ``N`` optical candidates (its own and ``N - 1`` other
+  patches of the evaluation set drawn at random): recall@1/5/10.
+
+Convention:
+    Shifts are ``(dx, dy)`` = (column, row) native pixels; the template's top-left pixel lies at window pixel
+    ``(r + dx, r + dy)``; a surface is indexed ``[r + dy, r + dx]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from saropt.errors import EmptyResultError, InputError
+from saropt.matching.metrics import retrieval_ranks
+from saropt.matching.scoring import Scorer
+from saropt.matching.views import ViewSpec, cut, make_view
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("balanced", "hard", "localisation", "retrieval")
+
+#: progress callback: (task description, items done, items total)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """Sizes and seeds of the evaluation protocols.
+
+    Attributes:
+        seed: seed of negatives, shifts and candidate draws.
+        max_patches: evaluate on at most this many patches (whole scenes drawn at random, so spatial
+            neighbours stay together for hard negatives); 0 = all.
+        negative_ratio: non-matching pairs per matching pair in the pair protocols.
+        search_radius: localisation search radius ``r`` in native pixels.
+        max_templates: localisation templates (patches drawn at random); 0 = all.
+        retrieval_candidates: ``N``, candidates per retrieval query (capped at the number of patches).
+        max_queries: retrieval queries; 0 = all patches.
+        batch_size: patches per inference batch.
+    """
+
+    seed: int = 0
+    max_patches: int = 0
+    negative_ratio: float = 1.0
+    search_radius: int = 8
+    max_templates: int = 100
+    retrieval_candidates: int = 100
+    max_queries: int = 0
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.search_radius < 0 or self.max_templates < 0 or self.max_patches < 0 or self.max_queries < 0:
+            raise InputError("protocol sizes must be >= 0")
+        if self.retrieval_candidates < 2:
+            raise InputError("retrieval needs at least 2 candidates per query")
+        if self.batch_size < 1 or self.negative_ratio <= 0:
+            raise InputError("batch_size and negative_ratio must be > 0")
+
+
+def _matching_pairs(dataset: Any, negative_ratio: float, hard: bool, seed: int) -> Any:
+    from saropt.data.pairs import MatchingPairs
+
+    return MatchingPairs(dataset, negative_ratio=negative_ratio, hard=hard, seed=seed)
+
+
+def _scene_of(dataset: Any, i: int) -> str:
+    if hasattr(dataset, "records"):
+        return str(dataset.records[i].scene)
+    if hasattr(dataset, "meta"):
+        return str(dataset.meta(i).get("scene", ""))
+    return str(dataset[i]["meta"].get("scene", ""))
+
+
+def limit_patches(dataset: Any, max_patches: int, seed: int) -> Any:
+    """At most ``max_patches`` patches of a dataset, taken as whole scenes in a seeded random order.
+
+    Whole scenes keep spatial neighbours together (hard negatives need them). The dataset must offer
+    ``select(indices)`` (every saropt reader does) when it has to be reduced.
+    """
+    n = len(dataset)
+    if max_patches <= 0 or n <= max_patches:
+        return dataset
+    by_scene: dict[str, list[int]] = {}
+    for i in range(n):
+        by_scene.setdefault(_scene_of(dataset, i), []).append(i)
+    order = np.random.default_rng(seed).permutation(sorted(by_scene))
+    keep: list[int] = []
+    for scene in order:
+        if len(keep) >= max_patches:
+            break
+        keep.extend(by_scene[str(scene)])
+    if not hasattr(dataset, "select"):
+        raise InputError("this dataset cannot be reduced (no select()); evaluate without max_patches")
+    return dataset.select(sorted(keep))
+
+
+def _batches(n: int, size: int) -> list[range]:
+    return [range(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _stack_views(items: Sequence[dict[str, Any]], spec: ViewSpec) -> tuple["torch.Tensor", "torch.Tensor"]:
+    import torch
+
+    views = [make_view(it["sar"], it["opt"], spec) for it in items]
+    return torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])
+
+
+def spec_of(scorer: Scorer, default: ViewSpec) -> ViewSpec:
+    """The view a scorer sees: its own ``spec`` attribute (trained models) or the protocol default."""
+    spec = getattr(scorer, "spec", None)
+    return spec if isinstance(spec, ViewSpec) else default
+
+
+def _views_by_spec(
+    items: Sequence[dict[str, Any]], scorers: Sequence[Scorer], spec: ViewSpec
+) -> dict[ViewSpec, tuple["torch.Tensor", "torch.Tensor"]]:
+    return {sp: _stack_views(items, sp) for sp in {spec_of(s, spec) for s in scorers}}
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Scores of every scorer on one set of labelled pairs."""
+
+    labels: np.ndarray
+    scores: dict[str, np.ndarray]
+
+
+def score_pairs(
+    pairs: Sequence[dict[str, Any]],
+    scorers: Sequence[Scorer],
+    spec: ViewSpec,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    desc: str = "pairs",
+) -> PairScores:
+    """Score labelled pairs (items ``{"sar", "opt", "label"}``) with every scorer.
+
+    Args:
+        pairs: e.g. a ``MatchingPairs`` dataset.
+        scorers: the methods.
+        spec: view (centred crop, resize) applied to every pair.
+        batch_size: pairs per batch.
+        progress: optional callback.
+        desc: progress description.
+
+    Returns:
+        Labels and per-scorer scores, aligned.
+
+    Raises:
+        EmptyResultError: no pairs.
+    """
+    n = len(pairs)
+    if n == 0:
+        raise EmptyResultError("no pairs to evaluate: the split is empty")
+    labels = np.empty(n, dtype=np.int64)
+    out = {s.name: np.empty(n, dtype=np.float64) for s in scorers}
+    done = 0
+    for rng_ in _batches(n, batch_size):
+        items = [pairs[i] for i in rng_]
+        views = _views_by_spec(items, scorers, spec)
+        labels[rng_.start : rng_.stop] = [int(it["label"]) for it in items]
+        for s in scorers:
+            sar, opt = views[spec_of(s, spec)]
+            out[s.name][rng_.start : rng_.stop] = s.pair_scores(s.encode_sar(sar), s.encode_opt(opt))
+        done += len(items)
+        if progress:
+            progress(desc, done, n)
+    return PairScores(labels, out)
+
+
+@dataclass(frozen=True)
+class PatchCodes:
+    """Every scorer's codes of every patch of a dataset (SAR and optical), computed once."""
+
+    sar: dict[str, Any]
+    opt: dict[str, Any]
+    count: int
+
+
+def encode_patches(
+    dataset: Any,
+    scorers: Sequence[Scorer],
+    spec: ViewSpec,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    desc: str = "encode",
+) -> PatchCodes:
+    """Decode each patch pair once and encode both sides with every scorer (centred views).
+
+    Raises:
+        EmptyResultError: empty dataset.
+    """
+    n = len(dataset)
+    if n == 0:
+        raise EmptyResultError("no patches to evaluate: the split is empty")
+    cs: dict[str, list[Any]] = {s.name: [] for s in scorers}
+    co: dict[str, list[Any]] = {s.name: [] for s in scorers}
+    for b in _batches(n, batch_size):
+        views = _views_by_spec([dataset[i] for i in b], scorers, spec)
+        for s in scorers:
+            sar, opt = views[spec_of(s, spec)]
+            cs[s.name].append(s.encode_sar(sar))
+            co[s.name].append(s.encode_opt(opt))
+        if progress:
+            progress(desc, b.stop, n)
+    return PatchCodes({k: _concat(v) for k, v in cs.items()}, {k: _concat(v) for k, v in co.items()}, n)
+
+
+def pair_protocol(
+    dataset: Any,
+    codes: PatchCodes,
+    scorers: Sequence[Scorer],
+    hard: bool,
+    settings: ProtocolSettings,
+    chunk: int = 256,
+) -> PairScores:
+    """The balanced (``hard=False``) or hard-negative (``hard=True``) pair protocol on one dataset split.
+
+    Pairs are those of :class:`saropt.data.pairs.MatchingPairs` (every patch as a positive, then its planned
+    negatives); they are scored from the patch codes, so no patch is decoded or encoded twice.
+    """
+    pairs = _matching_pairs(dataset, settings.negative_ratio, hard, settings.seed)
+    anchors, partners, _, _ = pairs.plan()
+    n = codes.count
+    sar_idx = np.concatenate([np.arange(n), np.asarray(anchors, dtype=np.int64)])
+    opt_idx = np.concatenate([np.arange(n), np.asarray(partners, dtype=np.int64)])
+    labels = np.asarray(pairs.labels(), dtype=np.int64)
+    out: dict[str, np.ndarray] = {}
+    for s in scorers:
+        parts = [
+            s.pair_scores(
+                _rows(codes.sar[s.name], sar_idx[k : k + chunk]),
+                _rows(codes.opt[s.name], opt_idx[k : k + chunk]),
+            )
+            for k in range(0, len(sar_idx), chunk)
+        ]
+        out[s.name] = np.concatenate(parts).astype(np.float64)
+    return PairScores(labels, out)
+
+
+@dataclass(frozen=True)
+class LocalisationResult:
+    """Predicted and true template shifts per scorer."""
+
+    true_xy: np.ndarray
+    pred_xy: dict[str, np.ndarray]
+    template_side: int
+    search_radius: int
+
+
+def localisation_geometry(patch_side: int, spec: ViewSpec, radius: int) -> tuple[int, int]:
+    """Template side ``t`` and search-window top-left ``w0`` inside a patch.
+
+    ``t`` is the view's crop side, shrunk so that the ``t + 2r`` window fits in the patch; the window is
+    centred.
+
+    Raises:
+        InputError: when the patch is too small for the radius.
+
+    Convention:
+        ``w0`` is both the column and the row of the window's top-left pixel in the patch (0-based).
+    """
+    t = min(spec.crop_side(patch_side), patch_side - 2 * radius)
+    if t < 8:
+        raise InputError(
+            f"{patch_side} px patches are too small for a {radius} px search radius; lower search_radius"
+        )
+    return t, (patch_side - (t + 2 * radius)) // 2
+
+
+def localisation_protocol(
+    dataset: Any,
+    scorers: Sequence[Scorer],
+    spec: ViewSpec,
+    settings: ProtocolSettings,
+    progress: Progress | None = None,
+) -> LocalisationResult:
+    """Slide every scorer over an optical search window around a shifted SAR template.
+
+    Returns:
+        Truth and per-scorer predictions, ``(N, 2)`` shifts ``(dx, dy)``.
+
+    Raises:
+        EmptyResultError: empty dataset.
+    """
+    n = len(dataset)
+    if n == 0:
+        raise EmptyResultError("no patches for localisation: the split is empty")
+    rng = np.random.default_rng([settings.seed, 1])
+    k = n if settings.max_templates == 0 else min(n, settings.max_templates)
+    idx = np.sort(rng.choice(n, size=k, replace=False))
+    r = settings.search_radius
+    shifts = rng.integers(-r, r + 1, size=(k, 2))
+    preds = {s.name: np.zeros((k, 2), dtype=np.float64) for s in scorers}
+    t = None
+    for j, i in enumerate(idx):
+        item = dataset[int(i)]
+        sar, opt = item["sar"], item["opt"]
+        side = min(sar.shape[-2:])
+        t, w0 = localisation_geometry(side, spec, r)
+        dx, dy = int(shifts[j, 0]), int(shifts[j, 1])
+        template = cut(sar, w0 + r + dx, w0 + r + dy, t)
+        window = cut(opt, w0, w0, t + 2 * r)
+        for s in scorers:
+            surf = s.surface(template, window, spec_of(s, spec), side)
+            iy, ix = np.unravel_index(int(np.argmax(surf)), surf.shape)
+            preds[s.name][j] = (ix - r, iy - r)
+        if progress:
+            progress("localisation", j + 1, k)
+    return LocalisationResult(shifts.astype(np.float64), preds, int(t or 0), r)
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """Rank of the true candidate of every query, per scorer."""
+
+    ranks: dict[str, np.ndarray]
+    candidates: int
+
+
+def retrieval_protocol(
+    codes: PatchCodes,
+    scorers: Sequence[Scorer],
+    settings: ProtocolSettings,
+) -> RetrievalResult:
+    """Rank each query's own optical patch among ``N`` candidates.
+
+    Each query keeps its own column plus ``N - 1`` other patches drawn at random (the same draw for every
+    scorer), scored from the patch codes.
+
+    Raises:
+        EmptyResultError: fewer than two patches.
+    """
+    n = codes.count
+    if n < 2:
+        raise EmptyResultError("retrieval needs at least two patches in the split")
+    ncand = min(settings.retrieval_candidates, n)
+    rng = np.random.default_rng([settings.seed, 2])
+    q = n if settings.max_queries == 0 else min(n, settings.max_queries)
+    queries = np.sort(rng.choice(n, size=q, replace=False))
+    cols = np.empty((q, ncand), dtype=np.int64)
+    for j, i in enumerate(queries):
+        others = rng.choice(n - 1, size=ncand - 1, replace=False)
+        cols[j, 0] = i
+        cols[j, 1:] = others + (others >= i)
+    ranks: dict[str, np.ndarray] = {}
+    for s in scorers:
+        full = s.score_matrix(_rows(codes.sar[s.name], queries), codes.opt[s.name])  # (q, n)
+        sub = np.take_along_axis(full, cols, axis=1)  # true candidate in column 0
+        ranks[s.name] = retrieval_ranks(sub, np.zeros(q, dtype=np.int64))
+    return RetrievalResult(ranks, ncand)
+
+
+def _concat(parts: list[Any]) -> Any:
+    import torch
+
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return np.concatenate(parts)
+
+
+def _rows(codes: Any, rows: np.ndarray) -> Any:
+    import torch
+
+    if isinstance(codes, torch.Tensor):
+        return codes[torch.as_tensor(rows)]
+    return codes[rows]

@@ -1,0 +1,178 @@
+"""One interface for everything that scores SAR-optical pairs: trained models and training-free measures.
+
+A :class:`Scorer` turns each patch into a *code* once (an embedding, a normalised pixel vector, a quantised
+image, a feature stack) and compares codes: paired (``pair_scores``), all against all (``score_matrix``:
+retrieval) and densely over a search window (``surface``: localisation). Scores are similarities, higher =
+match.
+
+Convention:
+    Localisation surfaces are ``(2r + 1, 2r + 1)`` arrays indexed ``[r + dy, r + dx]`` for a template shifted
+    by ``(dx, dy)`` = (column, row) native pixels from the centre of a search window of side ``t + 2r``: the
+    template's top-left pixel sits at window pixel ``(r + dx, r + dy)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from saropt.matching.views import ViewSpec, resize
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Scorer(ABC):
+    """A pair-similarity method.
+
+    Attributes:
+        name: lower-case name used in reports (``"bnn"``, ``"ncc"``...).
+        default_threshold: natural decision threshold on the score, or ``None`` (training-free measures:
+            the threshold is always calibrated on validation pairs).
+        trained: whether the method learnt from data.
+    """
+
+    name: str = "scorer"
+    default_threshold: float | None = None
+    trained: bool = False
+
+    @abstractmethod
+    def encode_sar(self, sar: "torch.Tensor") -> Any:
+        """Codes of a batch of SAR views ``(B, C, s, s)``."""
+
+    @abstractmethod
+    def encode_opt(self, opt: "torch.Tensor") -> Any:
+        """Codes of a batch of optical views ``(B, 3, s, s)``."""
+
+    @abstractmethod
+    def pair_scores(self, cs: Any, co: Any) -> np.ndarray:
+        """``(B,)`` similarities of paired codes."""
+
+    @abstractmethod
+    def score_matrix(self, cs: Any, co: Any) -> np.ndarray:
+        """``(Ns, No)`` similarities of every SAR code against every optical code."""
+
+    @abstractmethod
+    def surface(
+        self, template: "torch.Tensor", window: "torch.Tensor", spec: ViewSpec, patch_side: int
+    ) -> np.ndarray:
+        """Localisation surface of a native SAR template over a native optical search window.
+
+        Args:
+            template: ``(C, t, t)`` native SAR template.
+            window: ``(3, t + 2r, t + 2r)`` native optical search window.
+            spec: the view the method was trained/evaluated with (models resize each candidate crop with it).
+            patch_side: side of the dataset patches (sets the resize scale).
+
+        Returns:
+            ``(2r + 1, 2r + 1)`` similarities (see the module convention).
+        """
+
+
+def to_grey(opt: "torch.Tensor") -> "torch.Tensor":
+    """Luminance (ITU-R BT.601) of ``(..., 3, H, W)`` optical tensors, keeping the channel axis."""
+    if opt.shape[-3] == 1:
+        return opt
+    w = opt.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    return (opt[..., :3, :, :] * w).sum(dim=-3, keepdim=True)
+
+
+def sar_mean(sar: "torch.Tensor") -> "torch.Tensor":
+    """Mean over SAR channels (one band for multi-polarisation input), keeping the channel axis."""
+    return sar.mean(dim=-3, keepdim=True)
+
+
+def window_crops(window: "torch.Tensor", t: int) -> "torch.Tensor":
+    """Every ``t x t`` crop of a ``(C, S, S)`` window, row-major by shift: ``((S - t + 1)^2, C, t, t)``.
+
+    Convention:
+        Crop ``k`` has top-left pixel ``(k % n, k // n)`` (x=column, y=row) with ``n = S - t + 1``.
+    """
+    c, s, _ = window.shape
+    n = s - t + 1
+    u = window.unfold(1, t, 1).unfold(2, t, 1)  # (C, n, n, t, t)
+    return u.permute(1, 2, 0, 3, 4).reshape(n * n, c, t, t)
+
+
+class ModelScorer(Scorer):
+    """A trained matching model (BNN or pseudo-siamese) behind the :class:`Scorer` interface.
+
+    Args:
+        model: a model from :func:`saropt.matching.models.build_model`.
+        name: report name (default: the model kind).
+        device: torch device for inference.
+        threshold: the model's default threshold (from its training config).
+        batch_size: inference batch size for dense localisation.
+        channels_last: use channels-last memory format.
+        spec: the view the model was trained with (protocols show it exactly that view).
+    """
+
+    trained = True
+
+    def __init__(
+        self,
+        model: Any,
+        name: str | None = None,
+        device: "str | torch.device" = "cpu",
+        threshold: float = 0.5,
+        batch_size: int = 128,
+        channels_last: bool = False,
+        spec: ViewSpec | None = None,
+    ) -> None:
+        import torch
+
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.name = name or model.kind
+        self.default_threshold = threshold
+        self.batch_size = batch_size
+        self.spec = spec
+        self.channels_last = channels_last
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _prep(self, x: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        with torch.inference_mode():
+            return self.model.encode_sar(self._prep(sar)).float()
+
+    def encode_opt(self, opt: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        with torch.inference_mode():
+            return self.model.encode_opt(self._prep(opt)).float()
+
+    def pair_scores(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.pair_scores(cs, co).cpu().numpy().astype(np.float64)
+
+    def score_matrix(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.score_matrix(cs, co).cpu().numpy().astype(np.float64)
+
+    def surface(
+        self, template: "torch.Tensor", window: "torch.Tensor", spec: ViewSpec, patch_side: int
+    ) -> np.ndarray:
+        t = template.shape[-1]
+        size = spec.size or t
+        n = window.shape[-1] - t + 1
+        ct = self.encode_sar(resize(template.unsqueeze(0), size))
+        crops = window_crops(window, t)
+        scores = []
+        for s in range(0, crops.shape[0], self.batch_size):
+            co = self.encode_opt(resize(crops[s : s + self.batch_size], size))
+            scores.append(self.pair_scores(ct.expand(co.shape[0], -1), co))
+        return np.concatenate(scores).reshape(n, n)

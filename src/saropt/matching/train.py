@@ -1,0 +1,559 @@
+"""Training of matching models (BNN and pseudo-siamese): seeded, resumable, on GPU when present else CPU.
+
+One training step takes a batch of ``B`` matching pairs, encodes both sides once, and makes
+``negatives_per_positive`` sets of non-matching pairs by rolling the optical codes inside the batch
+(:func:`saropt.matching.losses.roll_pairs`), so negatives cost no extra forward pass. The BNN minimises
+``mean d_pos^2 + mean (1 - d_neg)^2``; the pseudo-siamese model minimises binary cross-entropy.
+
+Every epoch ends with a validation on balanced pairs of the validation split (ROC-AUC, accuracy at the default
+threshold and at the threshold calibrated on those pairs), a checkpoint (``last.pt``; ``best.pt`` when the
+validation ROC-AUC improves), ``history.json`` and ``learning_curve.png``. A run stopped by ``max_minutes`` or
+Ctrl-C saves ``last.pt`` mid-epoch and resumes exactly where it stopped: the epoch's batch order depends only
+on ``(seed, epoch)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from saropt.errors import ConfigError, EmptyResultError, OutputExistsError, require
+from saropt.matching.checkpoint import load_checkpoint, save_checkpoint, split_fingerprint
+from saropt.matching.config import TrainConfig
+from saropt.matching.views import PairViews, ViewSpec
+
+log = logging.getLogger(__name__)
+
+#: progress callback; receives ``{"event": "step"|"epoch", ...}`` dicts
+TrainProgress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        run_dir: the run folder.
+        epochs_done: completed epochs.
+        finished: all configured epochs are done (false when stopped by ``max_minutes``).
+        best: validation figures of the best epoch (empty without validation).
+        history: one dict per completed epoch.
+        checkpoint: the best checkpoint (``best.pt``), or ``last.pt`` without validation.
+    """
+
+    run_dir: Path
+    epochs_done: int
+    finished: bool
+    best: dict[str, Any]
+    history: list[dict[str, Any]]
+    checkpoint: Path
+
+
+def resolve_device(name: str) -> "Any":
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the named torch device.
+
+    Raises:
+        ConfigError: CUDA requested but not available, or an unknown device name.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use device=auto or cpu")
+    return dev
+
+
+class _EpochSampler:
+    """Seeded permutation of ``n`` items for one epoch, starting after ``skip`` items (exact mid-epoch
+    resume)."""
+
+    def __init__(self, n: int, seed: int, epoch: int, skip: int) -> None:
+        self.order = np.random.default_rng([seed, 7, epoch]).permutation(n)[skip:]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(int(i) for i in self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    p = (step - warmup) / max(1, total - warmup)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, p)))
+
+
+def _build_optimizer(cfg: TrainConfig, params: Any) -> Any:
+    import torch
+
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+    )
+
+
+def batch_loss(model: Any, sar: Any, opt: Any, shifts: list[int]) -> Any:
+    """The training loss of one batch of matching pairs with in-batch rolled negatives.
+
+    Args:
+        model: a BNN or pseudo-siamese model.
+        sar: ``(B, C, s, s)`` SAR views.
+        opt: ``(B, 3, s, s)`` optical views of the same places.
+        shifts: roll shifts in ``1..B-1``, one set of negatives each.
+
+    Returns:
+        A scalar loss tensor.
+    """
+    import torch
+
+    from saropt.matching.losses import bnn_distance, bnn_loss, pair_bce_loss, roll_pairs
+
+    fs = model.encode_sar(sar).float()  # distances and logits in float32 under autocast too
+    fo = model.encode_opt(opt).float()
+    if model.kind == "bnn":
+        d_pos = bnn_distance(fs, fo)
+        d_neg = torch.cat([bnn_distance(fs, roll_pairs(fo, k)) for k in shifts])
+        return bnn_loss(d_pos, d_neg)
+    l_pos = model.logits(fs, fo)
+    l_neg = torch.cat([model.logits(fs, roll_pairs(fo, k)) for k in shifts])
+    return pair_bce_loss(l_pos, l_neg)
+
+
+def recalibrate_batchnorm(
+    model: Any, views: PairViews, batches: int, batch_size: int, device: Any, channels_last: bool, seed: int
+) -> int:
+    """Recompute every BatchNorm's running mean and variance with the current weights ("precise BN").
+
+    During training the running statistics are an exponential average over past weights, which lag behind fast
+    changing weights; evaluation with them can lose much of what the network learnt (measured here: validation
+    ROC-AUC 0.69 before, 0.77 after, same weights). The statistics are replaced by plain averages over
+    ``batches`` training batches, forward only; the weights do not change.
+
+    Args:
+        model: the model (left in the mode it was in).
+        views: training views (random crops/augmentation as in training).
+        batches: number of batches (0: do nothing).
+        batch_size: pairs per batch.
+        device: torch device.
+        channels_last: channels-last inputs.
+        seed: selects the batches.
+
+    Returns:
+        The number of pairs used.
+    """
+    import torch
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or batches <= 0:
+        return 0
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    order = np.random.default_rng([seed, 5]).permutation(len(views))[: batches * batch_size]
+    used = 0
+    with torch.no_grad():
+        for k in range(0, len(order), batch_size):
+            items = [views[int(i)] for i in order[k : k + batch_size]]
+            if len(items) < 2:
+                break
+            sar = torch.stack([it["sar"] for it in items]).to(device)
+            opt = torch.stack([it["opt"] for it in items]).to(device)
+            if channels_last:
+                sar = sar.contiguous(memory_format=torch.channels_last)
+                opt = opt.contiguous(memory_format=torch.channels_last)
+            model.encode_sar(sar)
+            model.encode_opt(opt)
+            used += len(items)
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    model.train(was_training)
+    return used
+
+
+class _Validator:
+    """Balanced validation pairs, viewed once and kept in memory; scores a model each epoch."""
+
+    def __init__(self, val_ds: Any, cfg: TrainConfig, spec: ViewSpec) -> None:
+        import torch
+
+        from saropt.matching.protocols import _matching_pairs
+
+        n = len(val_ds)
+        k = n if cfg.val_pairs == 0 else min(n, max(1, cfg.val_pairs // 2))
+        if k < n:
+            idx = np.sort(np.random.default_rng([cfg.seed, 3]).choice(n, size=k, replace=False))
+            val_ds = val_ds.select(idx.tolist()) if hasattr(val_ds, "select") else val_ds
+        pairs = _matching_pairs(val_ds, 1.0, False, cfg.seed)
+        from saropt.matching.views import make_view
+
+        sars, opts, labels = [], [], []
+        for i in range(len(pairs)):
+            it = pairs[i]
+            s, o = make_view(it["sar"], it["opt"], spec)
+            sars.append(s)
+            opts.append(o)
+            labels.append(int(it["label"]))
+        self.sar = torch.stack(sars)
+        self.opt = torch.stack(opts)
+        self.labels = np.asarray(labels)
+        self.threshold = cfg.threshold
+        self.batch = max(cfg.batch_size, 64)
+
+    def __call__(self, model: Any, device: Any, channels_last: bool) -> dict[str, float]:
+        from saropt.matching.metrics import binary_figures, calibrate_threshold, roc_auc
+
+        was_training = model.training
+        model.eval()
+        import torch
+
+        scores = []
+        with torch.inference_mode():
+            for s in range(0, len(self.labels), self.batch):
+                x = self.sar[s : s + self.batch].to(device)
+                y = self.opt[s : s + self.batch].to(device)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                    y = y.contiguous(memory_format=torch.channels_last)
+                scores.append(
+                    model.pair_scores(model.encode_sar(x), model.encode_opt(y)).float().cpu().numpy()
+                )
+        model.train(was_training)
+        sc = np.concatenate(scores).astype(np.float64)
+        y = self.labels.astype(bool)
+        if model.kind == "bnn":
+            d = 1.0 - sc
+            loss = float(np.mean(d[y] ** 2) + np.mean((1.0 - d[~y]) ** 2))
+        else:
+            p = np.clip(sc, 1e-7, 1 - 1e-7)
+            loss = float(0.5 * (-np.mean(np.log(p[y])) - np.mean(np.log(1 - p[~y]))))
+        t = calibrate_threshold(sc, self.labels)
+        return {
+            "val_loss": loss,
+            "val_roc_auc": roc_auc(sc, self.labels),
+            "val_accuracy": binary_figures(sc, self.labels, self.threshold).accuracy,
+            "val_accuracy_calibrated": binary_figures(sc, self.labels, t).accuracy,
+            "val_threshold": t,
+        }
+
+
+def _scene_list(ds: Any) -> list[str]:
+    """Scene ids of a dataset (from its records; empty when the reader has none)."""
+    return sorted({str(r.scene) for r in getattr(ds, "records", []) if str(r.scene)})
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def _write_config(cfg: TrainConfig, path: Path) -> None:
+    import yaml
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def train(
+    config: TrainConfig,
+    out: str | os.PathLike[str],
+    *,
+    resume: bool = True,
+    progress: TrainProgress | None = None,
+) -> TrainResult:
+    """Train a matching model on ``config.data`` into the run folder ``out``.
+
+    Args:
+        config: the resolved configuration (``config.data`` must name the dataset).
+        out: run folder; created if needed.
+        resume: continue the run in ``out`` when it holds ``last.pt`` (its config and data splits must match,
+            except the fields in :data:`saropt.matching.config.RESUMABLE_CHANGES`); when false, an existing
+            run is an error.
+        progress: optional callback receiving step and epoch events.
+
+    Returns:
+        The :class:`TrainResult`.
+
+    Raises:
+        ConfigError: invalid config, a resumed run with a different config or data.
+        OutputExistsError: ``out`` holds a run and ``resume`` is false.
+        DatasetNotFoundError, InputError: dataset problems.
+        EmptyResultError: the training split is empty.
+    """
+    torch = require("torch", "torch")
+    from torch.utils.data import DataLoader
+
+    from saropt.matching.curves import plot_learning_curve
+    from saropt.matching.losses import negative_shifts
+    from saropt.matching.models import build_model
+    from saropt.matching.sources import open_split
+
+    run = Path(out)
+    last_path, best_path = run / "last.pt", run / "best.pt"
+    if last_path.exists() and not resume:
+        raise OutputExistsError(
+            f"{run} already holds a training run; use a new --out, or --resume to continue it"
+        )
+    run.mkdir(parents=True, exist_ok=True)
+
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    channels_last = config.channels_last
+    spec = ViewSpec(config.crop, config.size)
+
+    train_ds = open_split(config.data, config.train_split, config.data_format)
+    if len(train_ds) < 2:
+        raise EmptyResultError(
+            f"training split {config.train_split!r} of {config.data} has {len(train_ds)} pairs"
+        )
+    val_ds = open_split(config.data, config.val_split, config.data_format) if config.val_split else None
+    first = train_ds[0]
+    sar_channels = int(first["sar"].shape[0])
+    splits = {"train": split_fingerprint(train_ds)}
+    if val_ds is not None:
+        splits["val"] = split_fingerprint(val_ds)
+    scenes = {"train": _scene_list(train_ds)}
+    if val_ds is not None:
+        scenes["val"] = _scene_list(val_ds)
+    data_info = {
+        "root": str(Path(config.data).resolve()),
+        "format": config.data_format,
+        "sar_channels": sar_channels,
+        "splits": splits,
+        "scenes": scenes,
+        "patch_side": int(min(first["sar"].shape[-2:])),
+    }
+
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.model,
+        config.backbone,
+        embedding_dim=config.embedding_dim,
+        sar_channels=sar_channels,
+        backbone_weights=config.backbone_weights,
+        hidden_dim=config.hidden_dim,
+        dropout=config.dropout,
+        input_norm=config.input_norm,
+    ).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _build_optimizer(config, model.parameters())
+
+    batch = min(config.batch_size, len(train_ds))
+    steps_per_epoch = len(train_ds) // batch
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _lr_factor(s, total_steps, warmup, config.schedule)
+    )
+
+    gen = torch.Generator().manual_seed(config.seed * 1000 + 11)
+    epoch, step_in_epoch, step = 0, 0, 0
+    losses: list[float] = []  # losses of the current epoch (restored on a mid-epoch resume)
+    history: list[dict[str, Any]] = []
+    curve: list[list[float]] = []
+    best: dict[str, Any] = {}
+    if last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        old = TrainConfig.from_dict(ckpt["config"])
+        diff = config.resume_differences(old)
+        if diff:
+            raise ConfigError(
+                f"{run} holds a run with a different config ({', '.join(diff)}); "
+                "use a new --out or the same config"
+            )
+        if ckpt["data"].get("splits") != splits:
+            raise ConfigError(f"{run} was trained on different data splits; use a new --out for this dataset")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        epoch, step_in_epoch, step = int(ckpt["epoch"]), int(ckpt.get("epoch_step", 0)), int(ckpt["step"])
+        history, curve, best = (
+            list(ckpt["history"]),
+            [list(c) for c in ckpt.get("curve", [])],
+            dict(ckpt["best"]),
+        )
+        if "torch_rng" in ckpt:
+            torch.set_rng_state(ckpt["torch_rng"])
+        if "negatives_rng" in ckpt:
+            gen.set_state(ckpt["negatives_rng"])
+        losses = [float(v) for v in ckpt.get("epoch_losses", [])]
+        log.info("resuming %s at epoch %d step %d", run, epoch + 1, step_in_epoch)
+    _write_config(config, run / "config.yaml")
+
+    validator = _Validator(val_ds, config, spec) if val_ds is not None and len(val_ds) >= 2 else None
+    views = PairViews(train_ds, spec, train=True, augment=config.augment, seed=config.seed)
+    t_start = time.monotonic()
+    budget_s = config.max_minutes * 60.0 if config.max_minutes > 0 else math.inf
+
+    def state(epoch_done: int, in_epoch: int) -> dict[str, Any]:
+        return {
+            "config": config.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch_done,
+            "epoch_step": in_epoch,
+            "step": step,
+            "history": history,
+            "curve": curve,
+            "best": best,
+            "data": data_info,
+            "torch_rng": torch.get_rng_state(),
+            "negatives_rng": gen.get_state(),
+            "epoch_losses": list(losses) if in_epoch else [],
+        }
+
+    stopped = False
+    model.train()
+    try:
+        while epoch < config.epochs and not stopped:
+            views.set_epoch(epoch)
+            sampler = _EpochSampler(len(train_ds), config.seed, epoch, step_in_epoch * batch)
+            # its own generator: creating the iterator must not consume the global RNG (exact resume)
+            loader = DataLoader(
+                views,
+                batch_size=batch,
+                sampler=sampler,
+                drop_last=True,
+                num_workers=config.num_workers,
+                persistent_workers=False,
+                generator=torch.Generator().manual_seed(config.seed + epoch),
+            )
+            t0 = time.monotonic()
+            if step_in_epoch == 0:
+                losses = []
+            running = losses[-1] if losses else None
+            new_steps = 0
+            for b in loader:
+                sar = b["sar"].to(device, non_blocking=True)
+                opt = b["opt"].to(device, non_blocking=True)
+                if channels_last:
+                    sar = sar.contiguous(memory_format=torch.channels_last)
+                    opt = opt.contiguous(memory_format=torch.channels_last)
+                shifts = negative_shifts(sar.shape[0], config.negatives_per_positive, gen)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                    loss = batch_loss(model, sar, opt, shifts)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                lv = float(loss.detach())
+                if not math.isfinite(lv):
+                    raise ConfigError(f"training diverged (loss {lv}) at epoch {epoch + 1}; lower lr")
+                losses.append(lv)
+                new_steps += 1
+                running = lv if running is None else 0.9 * running + 0.1 * lv
+                step += 1
+                step_in_epoch += 1
+                if step_in_epoch % max(1, config.log_every) == 0:
+                    curve.append([epoch + step_in_epoch / steps_per_epoch, running])
+                    log.info(
+                        "epoch %d step %d/%d loss %.4f", epoch + 1, step_in_epoch, steps_per_epoch, running
+                    )
+                if progress:
+                    progress(
+                        {
+                            "event": "step",
+                            "epoch": epoch + 1,
+                            "epochs": config.epochs,
+                            "step": step_in_epoch,
+                            "steps": steps_per_epoch,
+                            "loss": running,
+                        }
+                    )
+                if time.monotonic() - t_start > budget_s:
+                    stopped = True
+                    break
+            if stopped and step_in_epoch < steps_per_epoch:
+                save_checkpoint(last_path, state(epoch, step_in_epoch))
+                log.info(
+                    "time budget of %.1f min reached at epoch %d step %d; resumable from %s",
+                    config.max_minutes,
+                    epoch + 1,
+                    step_in_epoch,
+                    last_path,
+                )
+                break
+            seconds = time.monotonic() - t0
+            entry: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                "lr": float(optimizer.param_groups[0]["lr"]),
+                "seconds": seconds,
+                "pairs_per_s": new_steps * batch / seconds if seconds > 0 else 0.0,
+            }
+            if config.bn_recalibration_batches:
+                recalibrate_batchnorm(
+                    model,
+                    views,
+                    config.bn_recalibration_batches,
+                    batch,
+                    device,
+                    channels_last,
+                    config.seed * 1000 + epoch,
+                )
+            if validator is not None:
+                entry.update(validator(model, device, channels_last))
+            history.append(entry)
+            epoch += 1
+            step_in_epoch = 0
+            improved = validator is not None and (not best or entry["val_roc_auc"] > best["val_roc_auc"])
+            if improved:
+                best = {k: v for k, v in entry.items() if k.startswith("val_") or k == "epoch"}
+            save_checkpoint(last_path, state(epoch, 0))
+            if improved or validator is None:
+                save_checkpoint(
+                    best_path,
+                    {k: v for k, v in state(epoch, 0).items() if k not in ("optimizer", "scheduler")},
+                )
+            _write_json({"history": history, "best": best}, run / "history.json")
+            plot_learning_curve(
+                history,
+                [tuple(c) for c in curve],
+                run / "learning_curve.png",
+                title=f"{config.model} / {config.backbone} on {Path(config.data).name}",
+            )
+            log.info(
+                "epoch %d: %s",
+                epoch,
+                ", ".join(f"{k}={v:.4g}" for k, v in entry.items() if isinstance(v, float)),
+            )
+            if progress:
+                progress({"event": "epoch", **entry, "epochs": config.epochs})
+    except KeyboardInterrupt:
+        save_checkpoint(last_path, state(epoch, step_in_epoch))
+        log.warning("interrupted: saved %s; run the same command again to resume", last_path)
+        raise
+    return TrainResult(
+        run_dir=run,
+        epochs_done=epoch,
+        finished=epoch >= config.epochs,
+        best=best,
+        history=history,
+        checkpoint=best_path if best_path.exists() else last_path,
+    )

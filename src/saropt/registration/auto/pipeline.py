@@ -1,0 +1,504 @@
+"""Automatic SAR-optical tie points and registration: coarse search, then matching passes down the pyramid.
+
+1. **Start**: a prior transform (given, or from geocoding when both scenes are georeferenced), refined by a
+   translation and small-rotation search on the coarse level; without one, an exhaustive rotation (full circle)
+   and scale search on the coarse level (:mod:`~saropt.registration.auto.coarse`).
+2. **Pyramid**: from the coarse level down to full resolution in steps of at most 4, one matching pass per
+   level (:mod:`~saropt.registration.auto.refine`), each followed by a robust affine refit, so initial offsets
+   of tens to hundreds of pixels shrink to a pixel. Levels too big for memory are matched in chips.
+3. **Final pass** at full resolution with a small search radius around the refitted transform: these are the
+   tie points, with reliabilities.
+4. **Fit** (:func:`register`): staged filtering, flags not deletions: points below ``min_reliability`` are
+   flagged first, RANSAC flags geometric outliers among the rest, the model is fitted to the inliers.
+
+Convention:
+    Pixel coordinates x = column, y = row, 0-based, pixel centres at integer coordinates. Transforms map OPTICAL
+    pixels to SAR pixels. Tie points are in full-resolution pixels of each image; a ``region`` is a SAR window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from saropt.errors import InputError, NoOverlapError, RegistrationError, TiePointError
+from saropt.io.tiepoints import TiePoints
+from saropt.io.windows import Window
+from saropt.registration.auto.coarse import CoarseParams, CoarseResult, coarse_search
+from saropt.registration.auto.config import AutoConfig
+from saropt.registration.auto.refine import LevelMatcher, PassResult, match_chips, transform_scale, warp_onto
+from saropt.registration.auto.sources import Source, make_source, scale_matrix
+from saropt.registration.transforms import Transform
+
+logger = logging.getLogger(__name__)
+
+#: message used (and tested) when an image has no structure to match
+BLANK_MESSAGE = "no textured candidate points (image is blank or texture-less)"
+
+
+@dataclass(frozen=True, eq=False)
+class AutoMatch:
+    """Everything the final pass found, before filtering (see :func:`match_auto`).
+
+    Attributes:
+        tiepoints: every usable match (score = reliability), unreliable ones included.
+        matrix: the affine (3x3, optical -> SAR) the final pass was run around.
+        n_candidates: candidates tried in the final pass.
+        meta: provenance (levels, coarse search, timings), JSON-serialisable.
+
+    Convention:
+        Tie points in full-resolution pixels, x = column, y = row, 0-based, centres at integers.
+    """
+
+    tiepoints: TiePoints
+    matrix: np.ndarray
+    n_candidates: int
+    meta: dict[str, Any]
+
+
+def _translate(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+def _prior_matrix(prior: Transform, region: Window) -> np.ndarray:
+    """A 3x3 matrix for a prior: its own for linear models, else an affine fitted over the region."""
+    m = prior.matrix
+    if m is not None:
+        return np.asarray(m, dtype=np.float64)
+    from saropt.registration.transforms import fit_transform
+
+    xs = np.linspace(region.col_off, region.col_end - 1, 9)
+    ys = np.linspace(region.row_off, region.row_end - 1, 9)
+    gx, gy = np.meshgrid(xs, ys)
+    sar = np.column_stack([gx.ravel(), gy.ravel()])
+    opt = prior.inverse(sar)
+    ok = np.isfinite(opt).all(axis=1)
+    return np.asarray(fit_transform("affine", opt[ok], sar[ok]).matrix)
+
+
+def _check_texture(img: np.ndarray, valid: np.ndarray, what: str) -> None:
+    if valid.sum() < 16:
+        raise NoOverlapError(f"the {what} image has no valid pixels in the area to register; check nodata/region")
+    v = img[valid]
+    if float(v.std()) <= 1e-6 * (abs(float(v.mean())) + 1e-3):
+        raise RegistrationError(f"{what} image: {BLANK_MESSAGE}")
+
+
+def _geocoding_prior(sar: Source, opt: Source, region: Window) -> np.ndarray | None:
+    from saropt.io.raster import Scene
+
+    if not (isinstance(sar.scene, Scene) and isinstance(opt.scene, Scene)):
+        return None
+    if not (sar.scene.georeferenced and opt.scene.georeferenced):
+        return None
+    from saropt.registration.geocoding import geocoding_registration
+
+    reg = geocoding_registration(sar.scene, opt.scene, region=region, model="affine")
+    return np.asarray(reg.transform.matrix, dtype=np.float64)
+
+
+def _coarse(
+    sar: Source, opt: Source, region: Window, m0: np.ndarray | None, config: AutoConfig
+) -> tuple[np.ndarray, CoarseResult, float]:
+    """Coarse transform (full resolution) from the coarse level, with or without a prior."""
+    f_c = max(1.0, max(region.width, region.height) / config.coarse_size)
+    simg, sval = sar.read_level(region, f_c)
+    _check_texture(simg, sval, "SAR")
+    h, w = simg.shape
+    fx, fy = region.width / w, region.height / h
+    sar_to_c = scale_matrix(fx, fy) @ _translate(-region.col_off, -region.row_off)
+    if m0 is None:
+        if config.scale_prior == "footprint":
+            s0 = float(np.sqrt(region.width * region.height / float(opt.width * opt.height)))
+        else:
+            s0 = 1.0
+        f_o = max(1.0, f_c / s0)
+        oimg, oval = opt.read_level(opt.window, f_o)
+        _check_texture(oimg, oval, "optical")
+        ofx, ofy = opt.width / oimg.shape[1], opt.height / oimg.shape[0]
+        opt_to_c = scale_matrix(ofx, ofy)
+        expected = s0 * np.sqrt(ofx * ofy) / np.sqrt(fx * fy)
+        params = CoarseParams(
+            angles_deg=config.angles(),
+            scales=config.scales(expected),
+            sar_operator=config.sar_operator,
+        )
+        res = coarse_search(simg, sval, oimg, oval, params)
+        m = np.linalg.inv(sar_to_c) @ res.best.matrix @ opt_to_c
+    else:
+        # Warp the optical onto the coarse SAR grid with the prior; search translation and a little rotation.
+        s = transform_scale(m0)
+        f_o = max(1.0, f_c / max(s, 1e-9))
+        oimg, oval = opt.read_level(opt.window, f_o)
+        ofx, ofy = opt.width / oimg.shape[1], opt.height / oimg.shape[0]
+        opt_to_c = scale_matrix(ofx, ofy)
+        m_prior_c = sar_to_c @ m0 @ np.linalg.inv(opt_to_c)
+        pad = max(h, w) // 2
+        big = (h + 2 * pad, w + 2 * pad)
+        shift = _translate(pad, pad)
+        wimg, wval = warp_onto(oimg, oval, shift @ m_prior_c, big)
+        if wval.sum() < 16:
+            raise NoOverlapError(
+                "the optical image does not overlap the SAR region under the prior transform; "
+                "check the georeferencing or pass --prior none"
+            )
+        _check_texture(wimg, wval, "optical")
+        tol = config.prior_angle_tol_deg
+        step = max(0.5, tol / 2.0)
+        angles = tuple(float(a) for a in np.arange(-tol, tol + 1e-9, step)) if tol > 0 else (0.0,)
+        params = CoarseParams(angles_deg=angles, scales=(1.0,), sar_operator=config.sar_operator, n_seeds=2)
+        res = coarse_search(simg, sval, wimg, wval, params)
+        m = np.linalg.inv(sar_to_c) @ res.best.matrix @ shift @ sar_to_c @ m0
+    return m, res, f_c
+
+
+def _fit_affine(pr: PassResult, threshold: float, config: AutoConfig) -> tuple[np.ndarray | None, int]:
+    """Robust affine through the reliable matches of a pass; ``(None, n)`` when there are too few."""
+    from saropt.registration.fit import fit_registration
+
+    keep = pr.usable & (pr.reliability >= config.min_reliability)
+    n = int(keep.sum())
+    if n < config.min_inliers:
+        return None, n
+    tp = TiePoints(pr.sar_xy[keep], pr.opt_xy[keep], score=pr.reliability[keep], source="auto")
+    try:
+        reg = fit_registration(
+            tp, "affine", ransac_threshold_px=threshold, ransac_iterations=config.ransac_iterations,
+            seed=config.seed, method="auto",
+        )
+    except TiePointError:
+        return None, n
+    if reg.n_inliers < config.min_inliers:
+        return None, reg.n_inliers
+    return np.asarray(reg.transform.matrix, dtype=np.float64), reg.n_inliers
+
+
+def _levels(f_c: float) -> list[float]:
+    out: list[float] = []
+    f = f_c
+    while f > 1.0 + 1e-9:
+        f = f / 4.0 if f / 4.0 >= 2.0 else 1.0
+        out.append(f)
+    return out or [1.0]
+
+
+def _coarse_info(cres: CoarseResult, f_c: float, m: np.ndarray) -> dict[str, Any]:
+    return {
+        "factor": f_c,
+        "angle_deg": cres.best.angle_deg,
+        "scale": cres.best.scale,
+        "ncc": cres.best.ncc,
+        "distinctiveness": None if not np.isfinite(cres.distinctiveness) else cres.distinctiveness,
+        "n_evaluated": cres.n_evaluated,
+        "matrix": m.tolist(),
+    }
+
+
+def _pyramid(
+    sar: Source, opt: Source, region: Window, m: np.ndarray, f_c: float, config: AutoConfig
+) -> tuple[PassResult, np.ndarray, int, list[dict[str, Any]]]:
+    """Matching passes from the coarse level down; returns the final pass, its transform, inliers and log."""
+    passes: list[dict[str, Any]] = []
+    prev: PassResult | None = None
+    levels = _levels(f_c)
+    final: PassResult | None = None
+    n_final = 0
+    for k, f in enumerate(levels):
+        last = k == len(levels) - 1
+        if region.width * region.height / (f * f) <= config.max_level_pixels:
+            lm: LevelMatcher | None = LevelMatcher(sar, opt, region, f, config)
+            pr = lm.match(m, config.search_radius)  # type: ignore[union-attr]
+            mode = "memory"
+        else:
+            lm = None
+            pr = match_chips(sar, opt, m, _chip_points(prev, config, region), config.search_radius, config)
+            mode = "chips"
+        m_new, n_in = _fit_affine(pr, config.ransac_threshold_px * max(1.0, f), config)
+        passes.append(_pass_info(f, mode, config.search_radius, pr, n_in))
+        if m_new is not None:
+            m = m_new
+        if last:
+            if lm is not None:
+                final = lm.match(m, config.final_radius)
+            else:
+                keep = pr.usable & (pr.reliability >= config.min_reliability)
+                pts = pr.sar_xy[keep] if keep.sum() >= config.min_inliers else pr.sar_xy
+                final = match_chips(sar, opt, m, _round_unique(pts), config.final_radius, config)
+            m_fin, n_final = _fit_affine(final, config.ransac_threshold_px, config)
+            passes.append(_pass_info(f, mode, config.final_radius, final, n_final))
+        prev = pr
+    if final is None:  # pragma: no cover - levels is never empty
+        raise RegistrationError(BLANK_MESSAGE)
+    return final, m, n_final, passes
+
+
+def match_auto(
+    sar: object,
+    opt: object,
+    *,
+    region: Window | None = None,
+    prior: Transform | None = None,
+    config: AutoConfig | None = None,
+) -> AutoMatch:
+    """Run the coarse search and the matching passes; return every usable final match with its reliability.
+
+    Args:
+        sar: SAR :class:`~saropt.io.raster.Scene` or array (``(H, W)``, ``(H, W, B)`` or ``(B, H, W)``).
+        opt: optical Scene or array.
+        region: SAR window to register (default: the whole SAR image).
+        prior: optical -> SAR transform to start from (default: geocoding when both are georeferenced scenes
+            and ``config.use_geocoding``, else the coarse search).
+        config: settings.
+
+    Returns:
+        The :class:`AutoMatch`.
+
+    Raises:
+        InputError: bad arrays or a region outside the SAR image.
+        NoOverlapError: the region is empty, or the images do not overlap under the prior.
+        RegistrationError: an image is blank, or no candidate could be matched.
+
+    Convention:
+        x = column, y = row, 0-based, pixel centres at integers; transforms map optical -> SAR.
+    """
+    config = config or AutoConfig()
+    t0 = time.perf_counter()
+    s_src = make_source(sar, "sar", config.array_nodata)
+    o_src = make_source(opt, "optical", config.array_nodata)
+    full = s_src.window
+    if region is None:
+        region = full
+    inside = region.clip(s_src.width, s_src.height)
+    if inside is None or inside.width < 16 or inside.height < 16:
+        raise NoOverlapError(
+            f"region {region.to_dict()} leaves less than 16 x 16 pixels of the {s_src.width}x{s_src.height} SAR image"
+        )
+    region = inside
+    meta: dict[str, Any] = {"region": region.to_dict(), "config": config.to_dict()}
+
+    m0: np.ndarray | None = None
+    if prior is not None:
+        m0 = _prior_matrix(prior, region)
+        meta["prior"] = "given"
+    elif config.use_geocoding:
+        m0 = _geocoding_prior(s_src, o_src, region)
+        meta["prior"] = "geocoding" if m0 is not None else "none"
+    else:
+        meta["prior"] = "none"
+
+    sizes = [config.coarse_size]
+    if config.retry_coarse_size and config.retry_coarse_size > config.coarse_size:
+        sizes.append(config.retry_coarse_size)
+    best: tuple[int, PassResult, np.ndarray, dict[str, Any]] | None = None
+    for attempt, size in enumerate(sizes):
+        if attempt > 0 and max(region.width, region.height) <= sizes[attempt - 1]:
+            break  # the previous attempt already searched at full resolution
+        m, cres, f_c = _coarse(s_src, o_src, region, m0, replace(config, coarse_size=size))
+        info: dict[str, Any] = {"coarse": _coarse_info(cres, f_c, m)}
+        final, m_final, n_in, passes = _pyramid(s_src, o_src, region, m, f_c, config)
+        info["passes"] = passes
+        logger.debug("coarse size %d: %d affine inliers in the final pass", size, n_in)
+        if best is None or n_in > best[0]:
+            best = (n_in, final, m_final, info)
+        n_usable = int(final.usable.sum())
+        if n_in >= max(2 * config.min_inliers, int(0.2 * n_usable)):
+            break
+    if best is None:  # pragma: no cover - sizes is never empty
+        raise RegistrationError(BLANK_MESSAGE)
+    _, final, m, info = best
+    meta.update(info)
+    meta["coarse_attempts"] = attempt + 1
+    if final.n_candidates == 0:
+        raise RegistrationError(BLANK_MESSAGE)
+    use = final.usable
+    tp = TiePoints(
+        final.sar_xy[use],
+        final.opt_xy[use],
+        score=final.reliability[use],
+        source="auto",
+        meta={},
+    )
+    t_end = time.perf_counter()
+    meta.update(
+        n_candidates=final.n_candidates,
+        n_usable=int(use.sum()),
+        n_reliable=int((final.reliability[use] >= config.min_reliability).sum()),
+        min_reliability=config.min_reliability,
+        seconds={"total": t_end - t0},
+    )
+    tp = replace(tp, meta=meta)
+    return AutoMatch(tiepoints=tp, matrix=m, n_candidates=final.n_candidates, meta=meta)
+
+
+def _round_unique(pts: np.ndarray) -> np.ndarray:
+    r = np.rint(pts).astype(np.int64)
+    if len(r) == 0:
+        return r
+    _, idx = np.unique(r, axis=0, return_index=True)
+    return r[np.sort(idx)]
+
+
+def _chip_points(prev: PassResult | None, config: AutoConfig, region: Window) -> np.ndarray:
+    """Full-resolution chip centres: the previous level's reliable matches (or all usable ones)."""
+    if prev is None:
+        xs = np.linspace(region.col_off + 64, region.col_end - 64, 20)
+        ys = np.linspace(region.row_off + 64, region.row_end - 64, 20)
+        gx, gy = np.meshgrid(xs, ys)
+        return _round_unique(np.column_stack([gx.ravel(), gy.ravel()]))
+    keep = prev.usable & (prev.reliability >= config.min_reliability)
+    if keep.sum() < config.min_inliers:
+        keep = prev.usable
+    return _round_unique(prev.sar_xy[keep][: config.max_points])
+
+
+def _pass_info(f: float, mode: str, radius: int, pr: PassResult, n_in: int | None) -> dict[str, Any]:
+    rel = pr.reliability[pr.usable]
+    return {
+        "factor": float(f),
+        "mode": mode,
+        "radius": int(radius),
+        "n_candidates": pr.n_candidates,
+        "n_usable": int(pr.usable.sum()),
+        "n_reliable": int((rel >= 0.5).sum()),
+        "n_inliers_affine": n_in,
+    }
+
+
+def auto_tiepoints(
+    sar: object,
+    opt: object,
+    *,
+    region: Window | None = None,
+    prior: Transform | None = None,
+    config: AutoConfig | None = None,
+) -> TiePoints:
+    """Automatic tie points between a SAR and an optical image.
+
+    Structural features (oriented gradients, speckle-robust for SAR), FFT template matching at textured,
+    well-spread candidates, coarse-to-fine from an exhaustive rotation/scale search or from a prior. Returns the
+    matches whose reliability reaches ``config.min_reliability`` (all usable matches with
+    ``config.keep_unreliable``); ``score`` is the reliability and ``meta`` records the search.
+
+    Args:
+        sar: SAR :class:`~saropt.io.raster.Scene` or array.
+        opt: optical Scene or array.
+        region: SAR window to find tie points in (default: the whole SAR image).
+        prior: optical -> SAR transform to start from (default: geocoding for two georeferenced scenes).
+        config: settings (:class:`AutoConfig`).
+
+    Returns:
+        :class:`~saropt.io.tiepoints.TiePoints` with ``source="auto"``.
+
+    Raises:
+        NoOverlapError: empty region, or no overlap under the prior.
+        RegistrationError: a blank image, or fewer than ``config.min_inliers`` reliable tie points (the message
+            says how many of how many candidates).
+
+    Convention:
+        x = column, y = row, 0-based, pixel centres at integers, each in its own full-resolution image.
+    """
+    config = config or AutoConfig()
+    am = match_auto(sar, opt, region=region, prior=prior, config=config)
+    tp = am.tiepoints
+    reliable = tp.score >= config.min_reliability if tp.score is not None else np.ones(len(tp), bool)
+    if int(reliable.sum()) < config.min_inliers:
+        raise RegistrationError(_too_few_message(int(reliable.sum()), am.n_candidates, config, "affine", 3))
+    return tp if config.keep_unreliable else tp.subset(reliable)
+
+
+def _too_few_message(n_rel: int, n_cand: int, config: AutoConfig, model: str, need: int, n_in: int | None = None) -> str:
+    got = "" if n_in is None else f", got {n_in}"
+    return (
+        f"found {n_rel} reliable tie points of {n_cand} candidates (reliability >= {config.min_reliability:g}); "
+        f"{model} needs {max(need, config.min_inliers)} inliers after RANSAC{got}: the images may not overlap "
+        "or differ too much in rotation/scale; give a prior transform, widen the coarse search, or use "
+        "manual tie points"
+    )
+
+
+def register(
+    sar: object,
+    opt: object,
+    *,
+    model: str = "affine",
+    region: Window | None = None,
+    prior: Transform | None = None,
+    config: AutoConfig | None = None,
+) -> Any:
+    """Register an optical image onto a SAR image automatically.
+
+    Tie points come from :func:`match_auto`; filtering is staged and flags, never deletes: points below
+    ``config.min_reliability`` are flagged as outliers first, then RANSAC (``config.ransac_threshold_px``)
+    flags geometric outliers among the reliable ones and ``model`` is fitted to the inliers. Every usable match
+    is in the result with its score, flag and residual.
+
+    Args:
+        sar: SAR Scene or array.
+        opt: optical Scene or array.
+        model: ``similarity``, ``affine``, ``projective``, ``polynomial2`` or ``tps``.
+        region: SAR window to register (default: all of it).
+        prior: optical -> SAR transform to start from.
+        config: settings.
+
+    Returns:
+        A :class:`~saropt.registration.fit.Registration` with ``method="auto"``; ``meta`` holds the search
+        details, the counts per stage and ``seconds``.
+
+    Raises:
+        InputError: unsupported model.
+        NoOverlapError: see :func:`match_auto`.
+        RegistrationError: blank image, or too few reliable points or inliers (the message says how many).
+
+    Convention:
+        x = column, y = row, 0-based, pixel centres at integers; the transform maps optical -> SAR pixels.
+    """
+    from saropt.registration.fit import fit_registration
+    from saropt.registration.transforms import model_class
+
+    config = config or AutoConfig()
+    if model == "identity":
+        raise InputError("model 'identity' needs no registration; choose similarity, affine, projective, "
+                         "polynomial2 or tps")
+    cls = model_class(model)  # InputError for unknown models, before any work
+    t0 = time.perf_counter()
+    am = match_auto(sar, opt, region=region, prior=prior, config=config)
+    tp = am.tiepoints
+    score = tp.score if tp.score is not None else np.ones(len(tp))
+    reliable = score >= config.min_reliability
+    n_rel = int(reliable.sum())
+    need = max(cls.min_points, config.min_inliers)
+    if n_rel < need:
+        raise RegistrationError(_too_few_message(n_rel, am.n_candidates, config, model, cls.min_points))
+    try:
+        reg = fit_registration(
+            tp.subset(reliable),
+            model,
+            robust=True,
+            ransac_threshold_px=config.ransac_threshold_px,
+            ransac_iterations=config.ransac_iterations,
+            seed=config.seed,
+            method="auto",
+        )
+    except TiePointError as exc:
+        raise RegistrationError(
+            _too_few_message(n_rel, am.n_candidates, config, model, cls.min_points) + f" ({exc})"
+        ) from exc
+    if reg.n_inliers < need:
+        raise RegistrationError(
+            _too_few_message(n_rel, am.n_candidates, config, model, cls.min_points, reg.n_inliers)
+        )
+    inliers = np.zeros(len(tp), dtype=bool)
+    inliers[np.flatnonzero(reliable)] = reg.inliers
+    residuals = np.sqrt(((reg.transform.forward(tp.opt_xy) - tp.sar_xy) ** 2).sum(axis=1))
+    meta = {
+        **reg.meta,
+        **am.meta,
+        "n_reliable": n_rel,
+        "n_inliers": int(inliers.sum()),
+        "seconds": {**am.meta["seconds"], "total": time.perf_counter() - t0},
+    }
+    return replace(reg, tiepoints=tp, inliers=inliers, residuals=residuals, meta=meta)

@@ -1,0 +1,295 @@
+"""One matching pass: warp the optical image onto a SAR grid with the current transform, match feature templates.
+
+Two ways to run a pass, with the same outcome (tie points in full-resolution pixels with reliabilities):
+
+* :class:`LevelMatcher` keeps one pyramid level of the SAR region in memory (its features are computed once and
+  reused by later passes at that level), warps the decimated optical image onto it, picks textured, well-spread
+  candidates and matches them all at once;
+* :func:`match_chips` reads, for each given point, a small SAR chip and the optical image warped onto it, so a
+  full-resolution pass over a huge scene costs memory and I/O in proportion to the number of points only.
+
+Convention:
+    Pixel coordinates x = column, y = row, 0-based, pixel centres at integer coordinates. Transforms are 3x3
+    matrices mapping full-resolution OPTICAL pixels to full-resolution SAR pixels. Tie points come back in
+    full-resolution pixels of each image.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from saropt.io.windows import Window
+from saropt.registration.auto.config import AutoConfig
+from saropt.registration.auto.features import structural_features
+from saropt.registration.auto.keypoints import select_candidates
+from saropt.registration.auto.matcher import MatchParams, _result, match_points, match_stacks
+from saropt.registration.auto.sources import Source, scale_matrix
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class PassResult:
+    """Matches of one pass, in full-resolution pixels.
+
+    Attributes:
+        sar_xy: ``(N, 2)`` matched SAR positions (template centre + offset).
+        opt_xy: ``(N, 2)`` optical positions of the template centres.
+        reliability: ``(N,)`` reliability in ``[0, 1]`` (0 where unusable).
+        usable: ``(N,)`` bool: the match is defined (enough valid pixels, peak inside the search range).
+        peak: ``(N,)`` peak correlation.
+        n_candidates: candidates tried (N).
+        texture: texture level of the reference image (90th percentile of the Shi-Tomasi response).
+
+    Convention:
+        x = column, y = row, 0-based, pixel centres at integers, each in its own full-resolution image.
+    """
+
+    sar_xy: np.ndarray
+    opt_xy: np.ndarray
+    reliability: np.ndarray
+    usable: np.ndarray
+    peak: np.ndarray
+    n_candidates: int
+    texture: float
+
+
+def _apply(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    p = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    q = p @ m[:2, :2].T + m[:2, 2]
+    if not np.allclose(m[2], [0.0, 0.0, 1.0]):
+        w = p @ m[2, :2] + m[2, 2]
+        q = (p @ m[:2, :2].T + m[:2, 2]) / w[:, None]
+    return q
+
+
+def _translate(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+def transform_scale(matrix: np.ndarray) -> float:
+    """SAR pixels per optical pixel of a matrix (square root of its linear part's determinant)."""
+    return float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+
+
+def warp_onto(
+    opt: np.ndarray, opt_valid: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample an optical array onto a grid through an optical -> grid matrix (bilinear).
+
+    Args:
+        opt: ``(h, w)`` float32 optical image.
+        opt_valid: ``(h, w)`` bool validity.
+        matrix: 3x3 matrix from ``opt`` pixels to output pixels (affine or projective).
+        shape: output ``(H, W)``.
+
+    Returns:
+        ``(img, valid)`` on the output grid; a pixel is valid when its bilinear support is wholly valid.
+
+    Convention:
+        OpenCV pixel-centre convention (centres at integers) on both grids.
+    """
+    h, w = shape
+    vf = opt_valid.astype(np.float32)
+    src = np.where(opt_valid, opt, 0.0).astype(np.float32)
+    if np.allclose(matrix[2], [0.0, 0.0, 1.0]):
+        img = cv2.warpAffine(src, matrix[:2], (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        val = cv2.warpAffine(vf, matrix[:2], (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    else:
+        img = cv2.warpPerspective(src, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        val = cv2.warpPerspective(vf, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    ok = val > 0.999
+    return np.where(ok, img, 0.0).astype(np.float32), ok
+
+
+class LevelMatcher:
+    """A pyramid level of the SAR region held in memory, ready for matching passes.
+
+    Args:
+        sar: SAR source.
+        opt: optical source.
+        region: SAR window to register (full-resolution pixels).
+        factor: decimation factor of this level (1 = full resolution).
+        config: settings.
+    """
+
+    def __init__(self, sar: Source, opt: Source, region: Window, factor: float, config: AutoConfig) -> None:
+        self.sar, self.opt, self.region, self.config = sar, opt, region, config
+        img, valid = sar.read_level(region, factor)
+        self.shape = img.shape
+        h, w = img.shape
+        self.fx, self.fy = region.width / w, region.height / h
+        # full-resolution SAR pixel -> level pixel
+        self.to_level = scale_matrix(self.fx, self.fy) @ _translate(-region.col_off, -region.row_off)
+        self.sar_img, self.sar_valid = img, valid
+        self.sar_feat, self.sar_fvalid = structural_features(
+            img, valid, config.sar_operator, config.sar_sigma, config.n_orientations, config.channel_sigma
+        )
+        self._opt_cache: dict[float, tuple[np.ndarray, np.ndarray, float]] = {}
+
+    @property
+    def factor(self) -> float:
+        return float(np.sqrt(self.fx * self.fy))
+
+    def _optical(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The optical image at a decimation near this level's resolution, and its full-res -> array matrix."""
+        s = transform_scale(matrix)
+        f_o = max(1.0, self.factor / max(s, 1e-9))
+        # quantise so that later passes at this level reuse the decimated optical
+        key = max(1.0, float(2.0 ** (np.floor(np.log2(f_o) * 4) / 4)))
+        if key not in self._opt_cache:
+            win = self.opt.window
+            img, val = self.opt.read_level(win, key)
+            h, w = img.shape
+            self._opt_cache[key] = (img, val, float(win.width) / w)
+        img, val, fo = self._opt_cache[key]
+        fo_y = float(self.opt.height) / img.shape[0]
+        return img, val, scale_matrix(fo, fo_y)
+
+    def warped_optical(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The optical image resampled onto this level's SAR grid through ``matrix`` (full-res opt -> SAR)."""
+        img, val, o_to_arr = self._optical(matrix)
+        m = self.to_level @ matrix @ np.linalg.inv(o_to_arr)
+        return warp_onto(img, val, m, self.shape)
+
+    def match(self, matrix: np.ndarray, radius: int, max_points: int | None = None) -> PassResult:
+        """Match candidates picked on this level, around the transform ``matrix``.
+
+        Args:
+            matrix: current 3x3 full-resolution optical -> SAR matrix.
+            radius: search radius in this level's pixels.
+            max_points: candidate cap (default ``config.max_points``).
+
+        Returns:
+            The :class:`PassResult`.
+        """
+        cfg = self.config
+        wimg, wvalid = self.warped_optical(matrix)
+        ofeat, ofvalid = structural_features(
+            wimg, wvalid, "gaussian", cfg.opt_sigma, cfg.n_orientations, cfg.channel_sigma
+        )
+        both = wvalid & self.sar_valid
+        n_max = max_points or cfg.max_points
+        area = float(both.sum())
+        spacing = max(cfg.min_spacing, int(np.sqrt(max(area, 1.0) / n_max)))
+        pts, texture = select_candidates(wimg, wvalid, self.sar_valid, cfg.template_size, spacing, n_max)
+        params = MatchParams(template_size=cfg.template_size, search_radius=int(radius))
+        res = match_points(ofeat, ofvalid, self.sar_feat, self.sar_fvalid, pts, params)
+        from_level = np.linalg.inv(self.to_level)
+        sar_xy = _apply(from_level, pts + np.nan_to_num(res.offset))
+        opt_xy = _apply(np.linalg.inv(matrix), _apply(from_level, pts))
+        return PassResult(
+            sar_xy=sar_xy,
+            opt_xy=opt_xy,
+            reliability=res.reliability,
+            usable=res.usable,
+            peak=res.peak,
+            n_candidates=int(len(pts)),
+            texture=texture,
+        )
+
+
+def match_chips(
+    sar: Source,
+    opt: Source,
+    matrix: np.ndarray,
+    points_sar: np.ndarray,
+    radius: int,
+    config: AutoConfig,
+) -> PassResult:
+    """Full-resolution matching in small chips around given SAR points (for scenes too big for memory).
+
+    Args:
+        sar: SAR source.
+        opt: optical source.
+        matrix: 3x3 full-resolution optical -> SAR matrix.
+        points_sar: ``(N, 2)`` SAR template centres (rounded to pixels).
+        radius: search radius in pixels.
+        config: settings.
+
+    Returns:
+        The :class:`PassResult`.
+
+    Convention:
+        x = column, y = row, 0-based, pixel centres at integers; full-resolution pixels.
+    """
+    from saropt.registration.warp import warp_array
+    from saropt.registration.transforms import ProjectiveTransform, AffineTransform
+
+    t, r = config.template_size, int(radius)
+    margin = int(np.ceil(2.0 * config.sar_sigma + 2.0 * config.channel_sigma)) + 3
+    half = t // 2
+    size = t + 2 * r + 2 * margin
+    pts = np.rint(np.asarray(points_sar, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
+    n = len(pts)
+    lin = matrix if np.allclose(matrix[2], [0, 0, 1]) else None
+    tr = AffineTransform(lin) if lin is not None else ProjectiveTransform(matrix)
+    temps = np.zeros((n, config.n_orientations, t, t), np.float32)
+    wins = np.zeros((n, config.n_orientations, t + 2 * r, t + 2 * r), np.float32)
+    ok = np.zeros(n, bool)
+    texture = 0.0
+    for i, (x, y) in enumerate(pts):
+        win = Window(int(x) - half - r - margin, int(y) - half - r - margin, size, size)
+        simg, sval = sar.read(win)
+        if opt.array is not None:
+            ow = _opt_window(matrix, win, opt)
+            oimg, oval = opt.read(ow)
+            data, wval = warp_array(oimg[None], oval, tr, win, src_origin=(ow.col_off, ow.row_off))
+        else:
+            from saropt.registration.warp import warp_optical
+
+            data, wval = warp_optical(opt.scene, tr, win)  # type: ignore[arg-type]
+        oimg2 = data.mean(axis=0) if data.shape[0] > 1 else data[0]
+        sf, sfv = structural_features(
+            simg, sval, config.sar_operator, config.sar_sigma, config.n_orientations, config.channel_sigma
+        )
+        of, ofv = structural_features(
+            oimg2, wval, "gaussian", config.opt_sigma, config.n_orientations, config.channel_sigma
+        )
+        c0 = margin + r
+        tv = ofv[c0 : c0 + t, c0 : c0 + t]
+        sv = sfv[margin : margin + t + 2 * r, margin : margin + t + 2 * r]
+        if tv.mean() < 0.6 or sv.mean() < 0.6:
+            continue
+        temps[i] = of[:, c0 : c0 + t, c0 : c0 + t]
+        wins[i] = sf[:, margin : margin + t + 2 * r, margin : margin + t + 2 * r]
+        ok[i] = True
+    params = MatchParams(template_size=t, search_radius=r)
+    idx = np.flatnonzero(ok)
+    res = _result(match_stacks(temps[idx], wins[idx], params), ok)
+    sar_xy = pts + np.nan_to_num(res.offset)
+    inv = np.linalg.inv(matrix)
+    opt_xy = _apply(inv, pts.astype(np.float64))
+    return PassResult(
+        sar_xy=sar_xy.astype(np.float64),
+        opt_xy=opt_xy,
+        reliability=res.reliability,
+        usable=res.usable,
+        peak=res.peak,
+        n_candidates=n,
+        texture=texture,
+    )
+
+
+def _opt_window(matrix: np.ndarray, sar_win: Window, opt: Source) -> Window:
+    inv = np.linalg.inv(matrix)
+    c = np.array(
+        [
+            [sar_win.col_off, sar_win.row_off],
+            [sar_win.col_end, sar_win.row_off],
+            [sar_win.col_off, sar_win.row_end],
+            [sar_win.col_end, sar_win.row_end],
+        ],
+        dtype=np.float64,
+    )
+    q = _apply(inv, c)
+    x0, y0 = np.floor(q.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(q.max(axis=0)).astype(int) + 2
+    return Window(int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1))
+
+
+__all__ = ["LevelMatcher", "PassResult", "match_chips", "transform_scale", "warp_onto"]

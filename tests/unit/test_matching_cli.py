@@ -1,0 +1,190 @@
+"""``saropt match train`` / ``saropt match eval`` end to end on a tiny fake saropt dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from saropt.cli.main import cli, main
+
+from .matching_fake import write_fake_saropt
+
+PAIR_KEYS = {"accuracy", "precision", "recall", "f1", "roc_auc", "fpr95"}
+LOC_KEYS = {"cmr_1px", "cmr_2px", "cmr_3px", "rmse_px"}
+RET_KEYS = {"recall_at_1", "recall_at_5", "recall_at_10"}
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fake_saropt(tmp_path_factory.mktemp("fake"), scene_side=96, patch=40, stride=28)
+
+
+def test_train_then_eval_writes_every_protocol(fake: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        "model: bnn\nbackbone: test_resnet\nembedding_dim: 8\ncrop: 24\nsize: 16\nepochs: 1\n"
+        "batch_size: 8\nval_pairs: 16\nthreads: 1\n"
+    )
+    run = tmp_path / "run"
+    r = CliRunner().invoke(
+        cli, ["match", "train", str(cfg), "--data", str(fake), "--out", str(run), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["finished"] and out["epochs_done"] == 1 and Path(out["checkpoint"]).is_file()
+
+    metrics = tmp_path / "m.json"
+    md = tmp_path / "m.md"
+    r = CliRunner().invoke(
+        cli,
+        [
+            "match",
+            "eval",
+            "--checkpoint",
+            str(run),
+            "--data",
+            str(fake),
+            "--split",
+            "test",
+            "--json",
+            str(metrics),
+            "--markdown",
+            str(md),
+            "--baselines",
+            "--search-radius",
+            "4",
+            "--templates",
+            "4",
+            "--candidates",
+            "10",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads(metrics.read_text())
+    assert set(m) == {"balanced", "hard", "localisation", "retrieval", "meta"}
+    for proto, keys in (
+        ("balanced", PAIR_KEYS),
+        ("hard", PAIR_KEYS),
+        ("localisation", LOC_KEYS),
+        ("retrieval", RET_KEYS),
+    ):
+        assert m[proto]["method"] == "bnn"
+        assert keys <= set(m[proto]), proto
+        assert set(m[proto]["methods"]) == {"bnn", "ncc", "mi", "cfog"}
+        for method in m[proto]["methods"].values():
+            for k in keys - {"rmse_px"}:
+                assert 0.0 <= method[k] <= 1.0, (proto, k)
+    assert m["balanced"]["threshold_source"] == "val"
+    assert m["balanced"]["pairs"] == 2 * m["meta"]["patches"]
+    assert "default" in m["balanced"] and "default" not in m["balanced"]["methods"]["ncc"]
+    assert m["retrieval"]["candidates"] == 10
+    table = md.read_text()
+    assert table.startswith("| method |") and "| bnn |" in table and "| cfog |" in table
+
+    # --split all: calibration on the evaluation pairs is flagged
+    r = CliRunner().invoke(
+        cli,
+        [
+            "match",
+            "eval",
+            "-k",
+            str(run / "best.pt"),
+            "--data",
+            str(fake),
+            "--split",
+            "all",
+            "--protocol",
+            "balanced",
+            "--json",
+            str(metrics),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads(metrics.read_text())
+    assert set(m) == {"balanced", "meta"} and m["balanced"]["threshold_source"] == "eval"
+    assert any("trained or validated" in w or "optimistic" in w for w in m["meta"]["warnings"])
+
+
+def test_positional_and_option_config_forms_agree(fake: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "backbone: test_resnet\nembedding_dim: 4\ncrop: 24\nsize: 16\nepochs: 1\nbatch_size: 8\n"
+        "val_split: ''\n"
+    )
+    r = CliRunner().invoke(
+        cli,
+        [
+            "match",
+            "train",
+            "--config",
+            str(cfg),
+            "--data",
+            str(fake),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "seed=3",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["best"] == {}  # no validation split
+    assert "seed: 3" in (tmp_path / "r" / "config.yaml").read_text()
+
+
+def test_baselines_only_eval(fake: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        cli,
+        [
+            "match",
+            "eval",
+            "--data",
+            str(fake),
+            "--baseline",
+            "ncc",
+            "--crop",
+            "32",
+            "--size",
+            "16",
+            "--protocol",
+            "retrieval",
+            "--candidates",
+            "5",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "| ncc |" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["match", "eval", "--data", "{fake}"], "nothing to evaluate"),
+        (["match", "eval", "--data", "{tmp}/missing", "--baselines", "--crop", "8"], "not found"),
+        (["match", "eval", "-k", "{tmp}", "--data", "{fake}"], "no best.pt"),
+        (
+            ["match", "train", "--data", "{fake}", "--out", "{tmp}/o", "--set", "epochz=1"],
+            "unknown training config",
+        ),
+        (
+            ["match", "train", "{tmp}/nope.yaml", "--data", "{fake}", "--out", "{tmp}/o"],
+            "config file not found",
+        ),
+        (
+            ["match", "train", "--data", "{fake}", "--out", "{tmp}/o", "--set", "backbone=nonet"],
+            "unknown backbone",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(
+    fake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    argv = [a.format(fake=fake, tmp=tmp_path) for a in args]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("saropt: error:") and message in err and "\n" not in err
