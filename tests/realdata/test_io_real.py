@@ -41,15 +41,24 @@ def test_open_every_scene(shared_data: Path, folder, pattern, role, size, count,
     assert (scene.count, scene.dtype, scene.georeferenced) == (count, dtype, geo)
     data, valid, factor = scene.read_decimated(256)
     assert max(data.shape[1:]) == 256 and factor == pytest.approx(max(size) / 256)
-    assert valid.all() and data.std() > 1.0  # real image content, no declared nodata
-    win = Window(-8, -8, 64, 64)
+    if role == "sar" and dtype == "uint16":
+        # GF-3 fills the area outside its footprint with amplitude 0 (about 26% here): read as nodata.
+        assert scene.nodata == 0 and 0.65 < valid.mean() < 0.85
+        assert data[0][valid].std() > 1.0
+        win = Window(600, 600, 64, 64)  # inside the footprint
+        expected_valid = 64 * 64
+    else:
+        assert valid.all() and data.std() > 1.0  # real image content, no declared nodata
+        win = Window(-8, -8, 64, 64)
+        expected_valid = 56 * 56
     patch, pvalid = scene.read(win)
-    assert patch.shape == (count, 64, 64) and pvalid.sum() == 56 * 56
+    assert patch.shape == (count, 64, 64) and pvalid.sum() >= expected_valid - 8
+    assert pvalid.sum() <= expected_valid
     if geo:
         assert CRS.from_wkt(scene.crs) == CRS.from_epsg(4326)
     mapping = (SarMapping() if role == "sar" else OpticalMapping()).resolve(scene)
     out = mapping.apply(patch if role == "optical" else patch[0], pvalid)
-    assert out.dtype == np.uint8 and (out[:8] == 0).all()
+    assert out.dtype == np.uint8 and (out[~pvalid] == 0).all()
 
 
 def test_omaha_footprints_overlap_and_mapping(shared_data: Path) -> None:

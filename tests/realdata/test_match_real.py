@@ -61,10 +61,11 @@ def test_baselines_on_held_out_scenes(s1s2: Path) -> None:
     bal, ret = rep.results["balanced"], rep.results["retrieval"]
     print(rep.to_markdown())
     assert rep.meta["scenes"] >= 5 and rep.meta["calibration_split"] == "val"
-    # measured here on the 54 test patches: ROC-AUC CFOG 0.943, MI 0.766, NCC 0.528; recall@1 among 50
-    # candidates 0.741, 0.389, 0.241: structure beats intensity across modalities, NCC is near chance
-    assert bal["cfog"]["roc_auc"] >= 0.88
-    assert bal["mi"]["roc_auc"] >= 0.70
+    # measured here, on two builds (the split depends on the builder's quality filters): ROC-AUC CFOG 0.943 /
+    # 0.908, MI 0.766 / 0.707, NCC 0.528 / 0.572; recall@1 among 50 candidates CFOG 0.741 / 0.757, MI 0.389 /
+    # 0.400, NCC 0.241 / 0.300. Structure beats intensity across modalities; NCC is near chance.
+    assert bal["cfog"]["roc_auc"] >= 0.85
+    assert bal["mi"]["roc_auc"] >= 0.62
     assert bal["cfog"]["roc_auc"] > bal["mi"]["roc_auc"] > bal["ncc"]["roc_auc"]
     assert ret["cfog"]["recall_at_1"] >= 0.6
     assert ret["cfog"]["recall_at_1"] > ret["mi"]["recall_at_1"] > ret["ncc"]["recall_at_1"]
@@ -76,23 +77,16 @@ def test_short_bnn_training_learns(s1s2: Path, tmp_path: Path) -> None:
 
     cfg = TrainConfig.from_dict(
         {
-            "model": "bnn",
-            "backbone": "resnet10t",
-            "embedding_dim": 32,
-            "crop": 192,
-            "size": 32,
-            "epochs": 3,
-            "batch_size": 32,
-            "negatives_per_positive": 31,
-            "lr": 2e-3,
-            "warmup_epochs": 0.5,
-            "threads": 2,
-            "val_pairs": 0,
-            "data": str(s1s2),
-            "seed": 0,
+            "model": "bnn", "backbone": "resnet10t", "embedding_dim": 32, "crop": 192, "size": 32,
+            "epochs": 4, "batch_size": 32, "negatives_per_positive": 31, "lr": 2e-3, "warmup_epochs": 0.5,
+            "threads": 1, "val_pairs": 0, "data": str(s1s2), "seed": 0,
         }
     )
     res = train(cfg, tmp_path / "run")
-    auc = res.best["val_roc_auc"]
-    print(f"short BNN training: validation ROC-AUC {auc:.3f} after {res.epochs_done} epochs")
-    assert auc >= 0.60
+    h = res.history
+    print("short BNN training (epoch, val loss, val AUC):",
+          [(e["epoch"], round(e["val_loss"], 4), round(e["val_roc_auc"], 3)) for e in h])
+    # measured here (seeded, one thread): validation loss 0.570 -> 0.473 and ROC-AUC 0.516 -> 0.635 over 4
+    # epochs of 8 steps (about 100 s); the full CPU recipe reaches about 0.8 (see the issue report)
+    assert h[-1]["val_loss"] < h[0]["val_loss"] - 0.05
+    assert res.best["val_roc_auc"] >= 0.58

@@ -424,3 +424,41 @@ class TestNearDuplicates:
         found = {i: j for i, j in enumerate(result) if j is not None}
         assert found == planted
         assert elapsed < 5.0  # about 0.5 s of CPU; the bound only catches an accidental all-pairs search
+
+
+_REGCHECK_ROW = {
+    "regcheck": -0.3,
+    "regcheck_dx": 6.0,
+    "regcheck_dy": 0.0,
+    "regcheck_shift_px": 6.0,
+    "regcheck_contrast": 0.12,
+}
+
+
+class TestRegcheckDecision:
+    """The flag needs a negative margin, a peak away from zero and a distinct similarity surface."""
+
+    BASE = _REGCHECK_ROW
+
+    def test_all_conditions_flag(self) -> None:
+        flags, reasons = decide(self.BASE)
+        assert flags["regcheck"] and reasons[0].startswith("misregistered (match peaks at dx +6.0")
+
+    @pytest.mark.parametrize(
+        "change",
+        [{"regcheck": 0.05}, {"regcheck_shift_px": 2.5}, {"regcheck_contrast": 0.05}],
+    )
+    def test_any_missing_condition_keeps(self, change: dict) -> None:
+        assert not decide({**self.BASE, **change})[0]["regcheck"]
+
+    def test_thresholds_are_settings(self) -> None:
+        cfg = QualityConfig(regcheck_min_shift=2.0, regcheck_min_contrast=0.04)
+        assert decide({**self.BASE, "regcheck_shift_px": 2.5, "regcheck_contrast": 0.05}, cfg)[0]["regcheck"]
+        with pytest.raises(InputError):
+            QualityConfig(regcheck_min_shift=20.0)
+        with pytest.raises(InputError):
+            QualityConfig(regcheck_min_contrast=-1.0)
+
+    def test_old_index_rows_without_contrast_still_flag(self) -> None:
+        row = {k: v for k, v in self.BASE.items() if k != "regcheck_contrast"}
+        assert decide(row)[0]["regcheck"]

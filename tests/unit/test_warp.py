@@ -284,12 +284,22 @@ def test_warp_optical_reads_only_the_needed_window(tmp_path: Path, monkeypatch: 
         return original(self, window, boundless=boundless)
 
     monkeypatch.setattr(Scene, "read", spy)
-    out, valid = warp_optical(opt, SIM, win)
+    out, valid = warp_optical(opt, SIM, win, exact=True)
     assert reads == [optical_window_for(SIM, win)]
     assert reads[0].area < 0.05 * 400 * 500
     ref, ref_valid = warp_array(data.astype(np.float32), None, SIM, win)
     np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(valid, ref_valid)
+    fast, fast_valid = warp_optical(opt, SIM, win)  # the default: fast path, same read window
+    assert reads[-1] == reads[0]
+    r = reads[0]  # the fast path depends on the source origin (fixed-point positions): same read window
+    sub = data[:, r.row_off : r.row_end, r.col_off : r.col_end].astype(np.float32)
+    np.testing.assert_array_equal(
+        fast, warp_array(sub, None, SIM, win, (r.col_off, r.row_off), exact=False)[0]
+    )
+    np.testing.assert_array_equal(fast_valid, ref_valid)
+    # positions differ by at most 1/32 px: on noise (gradients up to 255 per px) at most 8 grey levels
+    assert np.abs(fast - ref).max() <= 255 / 32 + 0.5 and np.abs(fast - ref).mean() < 1.0
     assert valid.all() and out.shape == (3, 64, 64)
 
     reads.clear()
@@ -298,9 +308,54 @@ def test_warp_optical_reads_only_the_needed_window(tmp_path: Path, monkeypatch: 
 
     reads.clear()
     edge = Window(-40, -30, 64, 64)  # partly outside: only the inside part is read
-    out, valid = warp_optical(opt, SIM, edge)
+    out, valid = warp_optical(opt, SIM, edge, exact=True)
     assert len(reads) == 1 and reads[0].col_off >= 0 and reads[0].row_off >= 0
     ref, ref_valid = warp_array(data.astype(np.float32), None, SIM, edge)
     np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(valid, ref_valid)
     assert 0 < valid.mean() < 1
+
+
+@pytest.mark.parametrize("name", ["similarity", "projective", "identity"])
+def test_fast_path_positions_and_validity(name: str) -> None:
+    """exact=False (warpAffine / warpPerspective): positions within 1/32 px of the exact inverse, validity
+    within one pixel ring of the exact rule, deterministic for a window."""
+    t = {"similarity": SIM, "projective": PROJ, "identity": IdentityTransform()}[name]
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    win = Window(-20, 7, 330, 290)  # partly outside the source
+    out, valid = warp_array(np.stack([xx, yy]), None, t, win, exact=False)
+    e = _exact_positions(t, win)
+    _, ref_valid = warp_array(np.stack([xx, yy]), None, t, win)
+    both = valid & ref_valid
+    err = np.sqrt((out[0] - e[..., 0]) ** 2 + (out[1] - e[..., 1]) ** 2)[both]
+    assert both.mean() > 0.5
+    assert err.max() < 1 / 32 + 0.01, err.max()
+    # 8-bit mask warp: a pixel may differ from the exact rule only where the bilinear weight outside is tiny,
+    # i.e. on the footprint's edge
+    differ = valid != ref_valid
+    assert differ.sum() <= 0.01 * differ.size
+    assert (out[:, ~valid] == 0).all()
+    again, again_valid = warp_array(np.stack([xx, yy]), None, t, win, exact=False)
+    assert np.array_equal(out, again) and np.array_equal(valid, again_valid)
+
+
+def test_fast_path_source_holes() -> None:
+    img = _smooth_image()
+    valid_src = np.random.default_rng(3).random((H, W)) > 0.02
+    win = Window(0, 0, 200, 200)
+    out, valid = warp_array(img, valid_src, SIM, win, exact=False)
+    ref, ref_valid = warp_array(img, valid_src, SIM, win)
+    # invalid where a hole carries >= ~0.002 of the weight (exact: 0.001): nearly the same pixels
+    assert (valid != ref_valid).mean() < 0.01
+    assert (valid & ~ref_valid).mean() < 0.005
+    both = valid & ref_valid
+    assert np.abs(out[0][both] - ref[0][both]).max() < 0.5  # smooth image, 1/32 px position steps
+    assert (out[:, ~valid] == 0).all()
+
+
+def test_fast_path_falls_back_beyond_the_horizon() -> None:
+    h = ProjectiveTransform(np.linalg.inv(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.01, 0.0, 1.0]])))
+    win = Window(-150, 0, 100, 10)
+    fast = warp_array(_smooth_image(), None, h, win, exact=False)
+    exact = warp_array(_smooth_image(), None, h, win)
+    assert np.array_equal(fast[0], exact[0]) and np.array_equal(fast[1], exact[1])

@@ -262,10 +262,11 @@ def plot_pr_curves(curves: Mapping[str, APResult], path: str | os.PathLike[str],
     from saropt.io.images import atomic_path
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=110)
-    for name, res in curves.items():
-        if res.recall.size:
+    styles = ("-", "--", "-.", ":")
+    for k, (name, res) in enumerate(curves.items()):
+        if res.recall.size:  # line styles cycle so that identical curves stay visible
             env = np.maximum.accumulate(res.precision[::-1])[::-1]
-            ax.plot(res.recall, env, label=f"{name} (AP {res.ap:.3f})", lw=1.6)
+            ax.plot(res.recall, env, label=f"{name} (AP {res.ap:.3f})", lw=1.6, ls=styles[k % 4])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall")

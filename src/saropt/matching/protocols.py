@@ -61,7 +61,7 @@ class ProtocolSettings:
     max_patches: int = 0
     negative_ratio: float = 1.0
     search_radius: int = 8
-    max_templates: int = 100
+    max_templates: int = 50
     retrieval_candidates: int = 100
     max_queries: int = 0
     batch_size: int = 32

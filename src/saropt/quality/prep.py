@@ -70,14 +70,15 @@ def block_size_for(height: int, width: int) -> int:
     return max(2, 2 * round(min(height, width) / 64.0))
 
 
-def _block_means(stack: np.ndarray, weight: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
-    """Area means of a ``(H, W, C)`` stack over a ``size = (cols, rows)`` grid, weighted by validity."""
-    if weight is None:
-        return cv2.resize(stack, size, interpolation=cv2.INTER_AREA)
-    num = cv2.resize(stack * weight[..., None], size, interpolation=cv2.INTER_AREA)
-    den = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
-    out = num / np.maximum(den, 1e-6)[..., None]
-    out[den < MIN_BLOCK_VALID] = np.nan
+def _means(num: np.ndarray, den: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+    """Area means over a ``size = (cols, rows)`` grid of a weight-premultiplied ``(H, W, C)`` stack ``num``
+    with weights ``den`` (``None``: all weights 1); NaN where the mean weight is below ``MIN_BLOCK_VALID``."""
+    out = cv2.resize(num, size, interpolation=cv2.INTER_AREA)
+    if den is None:
+        return out
+    d = cv2.resize(den, size, interpolation=cv2.INTER_AREA)
+    out = out / np.maximum(d, 1e-6)[..., None]
+    out[d < MIN_BLOCK_VALID] = np.nan
     return out
 
 
@@ -149,30 +150,45 @@ def prepare_pair(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray | None) -> 
 
     k = block_size_for(h, w)
     nh, nw = h // k, w // k
-    crop = stack[: nh * k, : nw * k]
-    weight = None if all_valid else np.ascontiguousarray(mask[: nh * k, : nw * k], dtype=np.float32)
-    blocks = _block_means(crop, weight, (nw, nh))
-    # Half-block means: left/right halves (2*nw columns) and top/bottom halves (2*nh rows).
-    lr = _block_means(crop, weight, (2 * nw, nh))
-    tb = _block_means(crop, weight, (nw, 2 * nh))
-    d_lr = lr[:, 0::2] - lr[:, 1::2]
-    d_tb = tb[0::2] - tb[1::2]
-    d_sar = np.concatenate([d_lr[..., 0].ravel(), d_tb[..., 0].ravel()])
-    d_grey = np.concatenate([d_lr[..., 1:].mean(axis=2).ravel(), d_tb[..., 1:].mean(axis=2).ravel()])
-
     f = work_factor_for(h, w)
     if f > 1:
         size = (w // f, h // f)
-        work = cv2.resize(stack[: (h // f) * f, : (w // f) * f], size, interpolation=cv2.INTER_AREA)
-        work_valid = (
-            np.ones((h // f, w // f), np.float32)
-            if all_valid
-            else cv2.resize(
-                mask[: (h // f) * f, : (w // f) * f].astype(np.float32), size, interpolation=cv2.INTER_AREA
-            )
-        )
+        wc = stack[: (h // f) * f, : (w // f) * f]
+        work = cv2.resize(wc, size, interpolation=cv2.INTER_AREA)
+        if all_valid:
+            work_valid = np.ones((h // f, w // f), np.float32)
+        else:
+            wmask = np.ascontiguousarray(mask[: (h // f) * f, : (w // f) * f], dtype=np.float32)
+            work_valid = cv2.resize(wmask, size, interpolation=cv2.INTER_AREA)
     else:
         work, work_valid = stack, mask.astype(np.float32)
+
+    if f > 1 and k % (2 * f) == 0:
+        # Area means compose: the block statistics come from the working copy (f times fewer pixels each way),
+        # equal to computing them at full resolution up to float32 rounding.
+        kk = k // f
+        if all_valid:
+            num, den = work[: nh * kk, : nw * kk], None
+        else:
+            num = cv2.resize(wc * wmask[..., None], size, interpolation=cv2.INTER_AREA)[: nh * kk, : nw * kk]
+            den = np.ascontiguousarray(work_valid[: nh * kk, : nw * kk])
+    else:
+        num = stack[: nh * k, : nw * k]
+        den = None if all_valid else np.ascontiguousarray(mask[: nh * k, : nw * k], dtype=np.float32)
+        if den is not None:
+            num = num * den[..., None]
+    blocks = _means(num, den, (nw, nh))
+    # Half-block means: left/right halves (2*nw columns) and top/bottom halves (2*nh rows).
+    lr = _means(num, den, (2 * nw, nh))
+    tb = _means(num, den, (nw, 2 * nh))
+    d_lr = lr[:, 0::2] - lr[:, 1::2]
+    d_tb = tb[0::2] - tb[1::2]
+    d_sar = np.concatenate([d_lr[..., 0].ravel(), d_tb[..., 0].ravel()])
+    if n_opt == 1:
+        d_grey = np.concatenate([d_lr[..., 1].ravel(), d_tb[..., 1].ravel()])
+    else:
+        d_grey = np.concatenate([d_lr[..., 1:].mean(axis=2).ravel(), d_tb[..., 1:].mean(axis=2).ravel()])
+
     work_grey = (
         work[..., 1] if n_opt == 1 else (work[..., 1] + work[..., 2] + work[..., 3]) * np.float32(1.0 / 3.0)
     )

@@ -28,6 +28,15 @@ aligned, shows consistent offsets of 2-8 px within some tiles (e.g. about -8 px 
 another), so the check flags about 40% of its patches: local misregistration or layover of the data, which is
 what the check is for. Shifts are only measured within ``max_shift``; beyond it the peak sits on the border.
 
+Deciding (:func:`saropt.quality.score.decide`): a negative margin alone is weak evidence on low-contrast
+surfaces (fields, forest, building blocks whose SAR layover displaces edges): on saropt's synthetic demo
+(registration error 0.16 px against the truth) 6 of 39 textured patches had margins below -0.1, all with
+contrasts of 0.04-0.12 and peaks 4-8 px away. A patch is therefore flagged only when, besides the margin, its
+peak is at least ``regcheck_min_shift`` (3 px) from zero and its contrast at least ``regcheck_min_contrast``
+(0.07): 2 of those 39 patches, while synthetic 6 px shifts (contrast 0.10-0.18) are all still flagged. On real
+Sentinel-1/2 patches (Los Angeles, 99) the flag rate falls from 43% to 33% (aligned as published) and from 67%
+to 40% with the optical shifted 6 px: the check abstains where the surface is too weak to say.
+
 Convention:
     The shift ``(dx, dy)`` is in SAR pixels (x = column, y = row) and says where the optical content sits
     relative to the SAR: ``opt(x + dx, y + dy) ~ sar(x, y)``. An optical patch whose content is displaced 6 px
@@ -48,6 +57,7 @@ MIN_CONTRAST = 0.04
 #: zero region and control region radii, pixels at full resolution
 ZERO_RADIUS = 2.0
 CONTROL_RADIUS = 4.0
+_ERODE_KERNEL = np.ones((5, 5), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -83,20 +93,20 @@ def _orientation_fields(pair: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray,
         Two ``(H, W, 2)`` float32 fields (real, imaginary part of the double-angle vector).
     """
     smooth = cv2.GaussianBlur(pair, (0, 0), 1.0)  # speckle (SAR), noise and aliasing (optical)
-    gx = cv2.split(cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3))
-    gy = cv2.split(cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3))
-    channels = []
-    for c in range(2):
-        gxx, gyy = gx[c] * gx[c], gy[c] * gy[c]
-        channels += [gxx - gyy, 2.0 * gx[c] * gy[c], gxx + gyy]
-    # Structure tensor smoothing (sigma 2, kernel truncated at 2 sigma), all six channels in one call.
-    tensor = cv2.split(cv2.GaussianBlur(cv2.merge(channels), (9, 9), 2.0))
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)  # (H, W, 2): both images at once
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
+    gxx, gyy = gx * gx, gy * gy
+    gxy = gx * gy
+    gxy *= np.float32(2.0)
+    # Structure tensor smoothing (sigma 2, kernel truncated at 2 sigma), all six channels in one call:
+    # channels (Jxx - Jyy, 2 Jxy, Jxx + Jyy) of SAR and optical, interleaved.
+    t = cv2.split(cv2.GaussianBlur(cv2.merge([gxx - gyy, gxy, gxx + gyy]), (9, 9), 2.0))
     fields = []
-    for c in range(2):
-        energy = tensor[3 * c + 2]
+    for c in range(2):  # t[c]: Jxx - Jyy, t[2 + c]: 2 Jxy, t[4 + c]: Jxx + Jyy of image c
+        energy = t[4 + c]
         eps = np.float32(1e-3 * float(energy.mean()) + 1e-6)
         scale = mask / (energy + eps)
-        fields.append(cv2.merge([tensor[3 * c] * scale, tensor[3 * c + 1] * scale]))
+        fields.append(cv2.merge([t[c] * scale, t[2 + c] * scale]))
     return fields[0], fields[1]
 
 
@@ -152,7 +162,11 @@ def check_prepared(
     """
     pair = cv2.merge([sar, grey])
     # Drop a margin around invalid areas: the filled values make artificial edges there.
-    mask = cv2.erode((valid > 0.99).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    ok = valid > 0.99
+    if ok.all():
+        mask = np.ones(ok.shape, np.float32)
+    else:
+        mask = cv2.erode(ok.view(np.uint8), _ERODE_KERNEL).astype(np.float32)
     hs, ws = mask.shape
     radius = max(1, int(np.ceil(max_shift / factor)))
     if hs <= 4 * radius or ws <= 4 * radius:

@@ -137,7 +137,9 @@ def _value(scores: dict[str, Any], key: str) -> float:
 def decide(scores: dict[str, Any], cfg: QualityConfig | None = None) -> tuple[dict[str, bool], list[str]]:
     """Flags and human-readable reasons from one patch's scores.
 
-    A NaN or missing score never raises a flag, and disabled filters are never flagged. The duplicate flag is
+    A NaN or missing score never raises a flag, and disabled filters are never flagged. The registration
+    check flags when its margin is below ``regcheck_min``, its peak at least ``regcheck_min_shift`` px from
+    zero and its surface contrast at least ``regcheck_min_contrast``. The duplicate flag is
     not decided here (it needs all patches: :func:`saropt.quality.duplicates.find_near_duplicates`).
 
     Args:
@@ -177,7 +179,13 @@ def decide(scores: dict[str, Any], cfg: QualityConfig | None = None) -> tuple[di
         )
 
     margin = _value(scores, "regcheck")
-    if "regcheck" in enabled and margin < cfg.regcheck_min:
+    shift = _value(scores, "regcheck_shift_px")
+    contrast = _value(scores, "regcheck_contrast")
+    # Evidence of misregistration: a shifted position beats zero shift (margin), the peak is clearly away from
+    # zero (shift) and the similarity surface is distinct enough to trust its peak (contrast). Missing shift
+    # or contrast (an index written before these settings) does not block the flag.
+    confident = not (shift < cfg.regcheck_min_shift) and not (contrast < cfg.regcheck_min_contrast)
+    if "regcheck" in enabled and margin < cfg.regcheck_min and confident:
         flags["regcheck"] = True
         dx, dy = _value(scores, "regcheck_dx"), _value(scores, "regcheck_dy")
         peak = f"match peaks at dx {dx:+.1f}, dy {dy:+.1f} px; " if math.isfinite(dx + dy) else ""

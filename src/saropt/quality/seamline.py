@@ -47,7 +47,6 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from scipy.ndimage import maximum_filter1d
 
 N_ANGLES = 24
 #: lines shorter than this fraction of the patch side are ignored (seamlines cross the patch)
@@ -65,6 +64,17 @@ SHARPNESS = 2.0
 SUPPORT_Z = (2.0, 4.0)
 #: a SAR step up to this many detector blocks (16 px each at 256 px) beside the line supports it
 SUPPORT_REACH = 2
+
+
+def _max_filter_lines(a: np.ndarray, reach: int) -> np.ndarray:
+    """Maximum over ``reach`` neighbouring lines on either side (axis 1), edges repeated (like scipy's
+    ``maximum_filter1d(mode="nearest")``, without importing scipy.ndimage: 0.6 s per worker process)."""
+    padded = np.pad(a, ((0, 0), (reach, reach)), mode="edge")
+    n = a.shape[1]
+    out = padded[:, 0:n].copy()
+    for k in range(1, 2 * reach + 1):
+        np.maximum(out, padded[:, k : k + n], out=out)
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -167,7 +177,7 @@ def seamline_score(sar_blocks: np.ndarray, opt_blocks: np.ndarray, sar_noise: fl
     # A boundary that the SAR shows consistently along the line explains the optical step. The SAR edge may
     # sit a little off the optical one (a beach is bright in the optical and dark in the SAR; layover, shadow,
     # residual misregistration), so the strongest SAR step within SUPPORT_REACH lines counts.
-    sar_step = maximum_filter1d(consistent[..., -1], size=2 * SUPPORT_REACH + 1, axis=1, mode="nearest")
+    sar_step = _max_filter_lines(consistent[..., -1], SUPPORT_REACH)
     # Significance of the SAR's sharp step against speckle: the difference of two detector blocks of
     # COARSEN**2 shared blocks each.
     band_noise = float(sar_noise) * np.sqrt(2.0) / COARSEN if np.isfinite(sar_noise) else 0.0

@@ -40,6 +40,7 @@ class CoarseParams:
         angles_deg: rotation candidates of the grid (degrees, see module convention).
         scales: scale candidates of the grid (SAR pixels per optical pixel of the images as given).
         n_seeds: how many distinct grid winners are verified on the finer level.
+        verify_offsets: angles tried per seed on the finer level, in grid steps around the seed's angle.
         n_refine: how many verified seeds are refined by local hill-climbing in angle and scale.
         min_angle_step: the refinement stops below this angle step (degrees).
         two_level: run the grid on a level decimated by 2 (when the SAR is at least 96 px on its short side),
@@ -54,6 +55,7 @@ class CoarseParams:
     angles_deg: tuple[float, ...] = tuple(float(a) for a in range(-180, 180, 10))
     scales: tuple[float, ...] = (1.0,)
     n_seeds: int = 6
+    verify_offsets: tuple[float, ...] = (-1.0 / 3.0, 0.0, 1.0 / 3.0)
     n_refine: int = 1
     min_angle_step: float = 1.0
     two_level: bool = True
@@ -352,7 +354,7 @@ def coarse_search(
     if use_two:
         verified = []
         for sd in seeds:
-            trial = [fine.evaluate(sd.angle_deg + k * a_step / 3.0, sd.scale) for k in (-1, 0, 1)]
+            trial = [fine.evaluate(sd.angle_deg + k * a_step, sd.scale) for k in params.verify_offsets]
             verified.append(max(trial, key=lambda c: c.score))
     else:
         verified = list(seeds)

@@ -203,16 +203,16 @@ def _border_runs(img: np.ndarray, thr: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _run_table(size: int, step: float) -> tuple[np.ndarray, np.ndarray]:
+def _run_table(size: int, step: float, fill_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Border runs of a mid-grey square rotated the way the patches were made (bilinear, fill 0), per angle."""
     angles = np.arange(0.0, 90.0 + 1e-9, step)
-    ss = 4
-    big = size * ss
-    c = (big - 1) / 2.0
-    ones = np.ones((big, big), np.float32)
+    c = (size - 1) / 2.0
+    grey = np.full((size, size), 128.0, np.float32)
     rows = []
     for a in angles:
-        m = cv2.warpAffine(ones, cv2.getRotationMatrix2D((c, c), float(a), 1.0), (big, big), flags=cv2.INTER_NEAREST)
-        rows.append(_border_runs((m > 0.5).astype(np.float32), 0.5) / ss)
+        m = cv2.warpAffine(grey, cv2.getRotationMatrix2D((c, c), float(a), 1.0), (size, size),
+                           flags=cv2.INTER_LINEAR, borderValue=0.0)
+        rows.append(_border_runs(m, fill_threshold))
     return angles, np.array(rows)
 
 
@@ -220,8 +220,9 @@ def wedge_rotation(patch: np.ndarray, fill_threshold: float = 12.0, step: float 
     """Rotation (0-90 degrees) of a square patch rotated about its centre with its size kept, from its wedges.
 
     The black wedges left in the corners meet the border rows and columns at distances from the corners that
-    depend only on the angle; the angle whose rendered wedges best match the eight measured runs (median
-    absolute difference) is returned. Angles near 0 or 90 degrees leave no wedges and cannot be measured.
+    depend only on the angle; the angle whose rendered wedges (a mid-grey square rotated bilinearly, as the
+    patches were made) best match the eight measured runs (mean absolute difference; the middle of the range of
+    tied angles) is returned. Angles near 0 or 90 degrees leave no wedges and cannot be measured.
 
     Args:
         patch: ``(n, n)`` grey patch, fill value 0 (JPEG noise tolerated up to ``fill_threshold``).
@@ -230,7 +231,7 @@ def wedge_rotation(patch: np.ndarray, fill_threshold: float = 12.0, step: float 
 
     Returns:
         ``(angle_deg, misfit_px)``: the angle (counter-clockwise on screen, OpenCV sign, in [0, 90]) and the
-        median run misfit in pixels (large when the patch is not such a rotation).
+        mean run misfit in pixels (large when the patch is not such a rotation).
 
     Raises:
         InputError: for a non-square patch.
@@ -238,11 +239,18 @@ def wedge_rotation(patch: np.ndarray, fill_threshold: float = 12.0, step: float 
     a = np.asarray(patch, dtype=np.float32)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise InputError(f"wedge_rotation needs a square grey patch, got shape {a.shape}")
-    angles, table = _run_table(int(a.shape[0]), float(step))
+    angles, table = _run_table(int(a.shape[0]), float(step), float(fill_threshold))
     runs = _border_runs(a, fill_threshold)
-    cost = np.median(np.abs(table - runs[None]), axis=1)
+    cost = np.mean(np.abs(table - runs[None]), axis=1)
+    best = float(cost.min())
+    # integer runs leave a range of angles tied at the minimum: take the middle of the range around the best
     k = int(np.argmin(cost))
-    return float(angles[k]), float(cost[k])
+    lo = hi = k
+    while lo > 0 and cost[lo - 1] <= best + 1e-9:
+        lo -= 1
+    while hi < len(cost) - 1 and cost[hi + 1] <= best + 1e-9:
+        hi += 1
+    return float(0.5 * (angles[lo] + angles[hi])), best
 
 
 def srif_truth(sar_patch: np.ndarray, opt_shape: tuple[int, int]) -> tuple[np.ndarray, float, float]:

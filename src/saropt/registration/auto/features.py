@@ -207,8 +207,13 @@ def oriented_channels(
     for k, t in enumerate(theta):
         ch = np.abs(gx * np.float32(np.cos(t)) + gy * np.float32(np.sin(t)))
         out[k] = cv2.GaussianBlur(ch, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma > 0 else ch
-    # [1, 2, 1]/4 across circular orientation.
-    out = 0.5 * out + 0.25 * (np.roll(out, 1, axis=0) + np.roll(out, -1, axis=0))
+    # [1, 2, 1]/4 across circular orientation (slices, not np.roll: this runs on thousands of small chips).
+    sm = 0.5 * out
+    sm[1:] += 0.25 * out[:-1]
+    sm[0] += 0.25 * out[-1]
+    sm[:-1] += 0.25 * out[1:]
+    sm[-1] += 0.25 * out[0]
+    out = sm
     norm = np.sqrt(np.einsum("chw,chw->hw", out, out))
     eps = np.float32(eps_rel * float(norm.mean()) + 1e-12)
     out /= norm + eps
@@ -269,7 +274,7 @@ def orientation_field(
 
     ``z = G * (gx + i gy)^2 / (G * |g|^2 + eps^2)``: the smoothed structure tensor written as one complex number.
     Its phase is twice the dominant gradient direction (so an edge and the same edge with reversed contrast agree)
-    and its modulus is the local coherence in ``[0, 1)``, small in flat or isotropic (speckle) areas. Comparing
+    and its modulus is the local coherence in ``[0, 1]``, small in flat or isotropic (speckle) areas. Comparing
     two fields needs one complex correlation instead of one per orientation channel.
 
     Args:

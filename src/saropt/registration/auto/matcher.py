@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import scipy.fft as sfft
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from saropt.errors import InputError
@@ -89,19 +89,49 @@ class MatchResult:
         return int(self.peak.shape[0])
 
 
-def _box_sums(a: np.ndarray, t: int) -> np.ndarray:
+def _box_sums(a: np.ndarray, t: int, dtype: type = np.float32) -> np.ndarray:
     """Sums of ``a`` over every ``t x t`` box along the last two axes (valid positions only)."""
-    c = np.cumsum(np.cumsum(a, axis=-1, dtype=np.float32), axis=-2)
+    c = np.cumsum(np.cumsum(a, axis=-1, dtype=dtype), axis=-2)
     c = np.pad(c, [(0, 0)] * (a.ndim - 2) + [(1, 0), (1, 0)])
     return c[..., t:, t:] - c[..., :-t, t:] - c[..., t:, :-t] + c[..., :-t, :-t]
 
 
-def correlation_surfaces(templates: np.ndarray, windows: np.ndarray) -> np.ndarray:
+def window_variance(features: np.ndarray, t: int) -> np.ndarray:
+    """Total variance (over channels) of every ``t x t`` box of a feature image: the NCC normaliser.
+
+    Args:
+        features: ``(C, H, W)`` float32.
+        t: box side.
+
+    Returns:
+        ``(H - t + 1, W - t + 1)`` float32: ``sum_c (sum_box f_c^2 - (sum_box f_c)^2 / t^2)``; entry ``[y, x]``
+        is the box whose top-left pixel is ``(x, y)`` (zeros when the image is smaller than a box).
+    """
+    c, h, w = features.shape
+    if h < t or w < t:
+        return np.zeros((max(h - t + 1, 0), max(w - t + 1, 0)), np.float32)
+    sq = np.zeros((h, w), np.float64)
+    lin = np.zeros((h, w), np.float64)
+    for ch in features:
+        f = ch.astype(np.float64)
+        # anchor (0, 0): output[y, x] sums rows y..y+t-1 and columns x..x+t-1
+        b = cv2.boxFilter(f, cv2.CV_64F, (t, t), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        lin += b * b
+        sq += f * f
+    sq = cv2.boxFilter(sq, cv2.CV_64F, (t, t), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    return (sq - lin / float(t * t))[: h - t + 1, : w - t + 1].astype(np.float32)
+
+
+def correlation_surfaces(
+    templates: np.ndarray, windows: np.ndarray, variance: np.ndarray | None = None
+) -> np.ndarray:
     """Zero-mean NCC of each template over each search window, summed over channels.
 
     Args:
         templates: ``(N, C, T, T)`` float32.
         windows: ``(N, C, S, S)`` float32 with ``S = T + 2r``.
+        variance: optional ``(N, 2r + 1, 2r + 1)`` window variances (:func:`window_variance`), computed here
+            when ``None``.
 
     Returns:
         ``(N, 2r + 1, 2r + 1)`` float32 correlation in ``[-1, 1]``; index ``[i, r + dy, r + dx]`` is shift
@@ -120,9 +150,12 @@ def correlation_surfaces(templates: np.ndarray, windows: np.ndarray) -> np.ndarr
     fw = sfft.rfft2(windows, s=(size, size), axes=(2, 3), workers=-1)
     prod = np.einsum("ncij,ncij->nij", np.conj(ft), fw)
     num = sfft.irfft2(prod, s=(size, size), axes=(1, 2), workers=-1)[:, :k, :k]
-    sums = _box_sums(windows, t)  # (N, C, k, k)
-    sq = _box_sums(np.einsum("ncij,ncij->nij", windows, windows)[:, None], t)[:, 0]
-    var = sq - np.einsum("ncij,ncij->nij", sums, sums) / float(t * t)
+    if variance is None:
+        sums = _box_sums(windows, t)  # (N, C, k, k)
+        sq = _box_sums(np.einsum("ncij,ncij->nij", windows, windows)[:, None], t)[:, 0]
+        var = sq - np.einsum("ncij,ncij->nij", sums, sums) / float(t * t)
+    else:
+        var = variance
     den = tnorm[:, None, None] * np.sqrt(np.maximum(var, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 1e-9, num / np.maximum(den, 1e-30), 0.0)
@@ -163,8 +196,8 @@ def analyse_surfaces(surface: np.ndarray, params: MatchParams) -> dict[str, np.n
     """
     n, k, _ = surface.shape
     r = (k - 1) // 2
-    flat = surface.reshape(n, -1)
-    best = flat.argmax(axis=1)
+    flat = surface.reshape(n, k * k)
+    best = flat.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
     iy, ix = np.divmod(best, k)
     peak = flat[np.arange(n), best].astype(np.float64)
     fx, fy = _subpixel(surface, iy, ix)
@@ -174,11 +207,14 @@ def analyse_surfaces(surface: np.ndarray, params: MatchParams) -> dict[str, np.n
     locmax = surface >= ndimage.maximum_filter(surface, size=(1, 3, 3), mode="nearest")
     yy, xx = np.mgrid[0:k, 0:k]
     far = (yy[None] - iy[:, None, None]) ** 2 + (xx[None] - ix[:, None, None]) ** 2 > params.exclusion_radius**2
-    cand = np.where(locmax & far, surface, -1.0)
-    second = cand.reshape(n, -1).max(axis=1).astype(np.float64)
-    second = np.where(second <= -1.0, surface.reshape(n, -1).min(axis=1), second)
-    mean = flat.mean(axis=1)
-    std = flat.std(axis=1)
+    cand = np.where(locmax & far, surface, -1.0).reshape(n, k * k)
+    if n == 0:
+        second = np.zeros(0)
+    else:
+        second = cand.max(axis=1).astype(np.float64)
+        second = np.where(second <= -1.0, flat.min(axis=1), second)
+    mean = flat.mean(axis=1) if n else np.zeros(0)
+    std = flat.std(axis=1) if n else np.zeros(0)
     psr = (peak - mean) / np.maximum(std, 1e-9)
     f_rho = np.clip((peak - params.rho_floor) / (params.rho_full - params.rho_floor), 0.0, 1.0)
     f_margin = np.clip((peak - second) / params.margin_full, 0.0, 1.0)
@@ -193,7 +229,9 @@ def analyse_surfaces(surface: np.ndarray, params: MatchParams) -> dict[str, np.n
     }
 
 
-def match_stacks(templates: np.ndarray, windows: np.ndarray, params: MatchParams) -> dict[str, np.ndarray]:
+def match_stacks(
+    templates: np.ndarray, windows: np.ndarray, params: MatchParams, variance: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Match pre-extracted templates into their search windows, in batches.
 
     Args:
@@ -201,6 +239,7 @@ def match_stacks(templates: np.ndarray, windows: np.ndarray, params: MatchParams
         windows: ``(N, C, T + 2r, T + 2r)`` float32 target windows (the template's zero-shift position is the
             window's centre).
         params: matching parameters (``search_radius`` must equal ``r``).
+        variance: optional ``(N, 2r + 1, 2r + 1)`` window variances.
 
     Returns:
         The dict of :func:`analyse_surfaces` for all N points.
@@ -211,7 +250,8 @@ def match_stacks(templates: np.ndarray, windows: np.ndarray, params: MatchParams
     n = templates.shape[0]
     out: dict[str, list[np.ndarray]] = {}
     for b0 in range(0, n, max(1, params.batch)):
-        surf = correlation_surfaces(templates[b0 : b0 + params.batch], windows[b0 : b0 + params.batch])
+        var = None if variance is None else variance[b0 : b0 + params.batch]
+        surf = correlation_surfaces(templates[b0 : b0 + params.batch], windows[b0 : b0 + params.batch], var)
         for k, v in analyse_surfaces(surf, params).items():
             out.setdefault(k, []).append(v)
     if n == 0:
@@ -248,6 +288,7 @@ def match_points(
     tgt_valid: np.ndarray,
     points_xy: np.ndarray,
     params: MatchParams | None = None,
+    variance: np.ndarray | None = None,
 ) -> MatchResult:
     """Match templates of ``ref_features`` around points into ``tgt_features``.
 
@@ -258,6 +299,8 @@ def match_points(
         tgt_valid: ``(H, W)`` bool validity of ``tgt_features``.
         points_xy: ``(N, 2)`` integer-valued template centres ``(x, y)``.
         params: template size, search radius and reliability constants.
+        variance: ``window_variance(tgt_features, template_size)`` when already known (it depends on the
+            target only, so passes over the same target can share it).
 
     Returns:
         A :class:`MatchResult` in the order of ``points_xy``.
@@ -279,22 +322,39 @@ def match_points(
         raise InputError(f"template_size must be >= 4 and search_radius >= 1, got {t} and {r}")
     s = t + 2 * r
     half = t // 2
-    pad = half + r + 1
-    refp = np.pad(ref_features, ((0, 0), (pad, pad), (pad, pad)))
-    tgtp = np.pad(tgt_features, ((0, 0), (pad, pad), (pad, pad)))
-    # Integral images of the masks give each window's valid fraction cheaply.
-    rv_int = _box_sums(np.pad(ref_valid, pad)[None].astype(np.float32), t)[0]
-    tv_int = _box_sums(np.pad(tgt_valid, pad)[None].astype(np.float32), s)[0]
+    x0 = pts[:, 0] - half  # template top-left corners
+    y0 = pts[:, 1] - half
     in_image = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
-    x0 = np.where(in_image, pts[:, 0] - half + pad, 0)
-    y0 = np.where(in_image, pts[:, 1] - half + pad, 0)
-    ok = in_image.copy()
-    ok[ok] = (rv_int[y0[ok], x0[ok]] / float(t * t) >= params.min_valid_fraction) & (
-        tv_int[y0[ok] - r, x0[ok] - r] / float(s * s) >= params.min_valid_fraction
-    )
+    frac_t = _window_fraction(ref_valid, x0, y0, t)
+    frac_s = _window_fraction(tgt_valid, x0 - r, y0 - r, s)
+    ok = in_image & (frac_t >= params.min_valid_fraction) & (frac_s >= params.min_valid_fraction)
     idx = np.flatnonzero(ok)
-    tview = sliding_window_view(refp, (t, t), axis=(1, 2))  # (C, Hp-t+1, Wp-t+1, t, t)
-    sview = sliding_window_view(tgtp, (s, s), axis=(1, 2))
-    temps = np.ascontiguousarray(tview[:, y0[idx], x0[idx]].transpose(1, 0, 2, 3), dtype=np.float32)
-    wins = np.ascontiguousarray(sview[:, y0[idx] - r, x0[idx] - r].transpose(1, 0, 2, 3), dtype=np.float32)
-    return _result(match_stacks(temps, wins, params), ok)
+    temps = extract_windows(ref_features, x0[idx], y0[idx], t)
+    wins = extract_windows(tgt_features, x0[idx] - r, y0[idx] - r, s)
+    if variance is None:
+        variance = window_variance(tgt_features, t)
+    k = 2 * r + 1
+    var = extract_windows(variance[None], x0[idx] - r, y0[idx] - r, k)[:, 0]
+    return _result(match_stacks(temps, wins, params, var), ok)
+
+
+def extract_windows(a: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.ndarray:
+    """Square windows of a ``(C, H, W)`` array, zero where they leave it.
+
+    Returns:
+        ``(N, C, size, size)`` float32; window ``i`` starts at pixel ``(x0[i], y0[i])``.
+    """
+    c, h, w = a.shape
+    out = np.zeros((len(x0), c, size, size), np.float32)
+    for i, (x, y) in enumerate(zip(x0.tolist(), y0.tolist())):
+        xa, ya = max(x, 0), max(y, 0)
+        xb, yb = min(x + size, w), min(y + size, h)
+        if xb > xa and yb > ya:
+            out[i, :, ya - y : yb - y, xa - x : xb - x] = a[:, ya:yb, xa:xb]
+    return out
+
+
+def _window_fraction(mask: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.ndarray:
+    """Fraction of valid pixels in each ``size x size`` window (outside the array counts as invalid)."""
+    sub = extract_windows(mask[None].astype(np.float32), x0, y0, size)
+    return sub.reshape(len(x0), -1).mean(axis=1) if len(x0) else np.zeros(0)

@@ -32,6 +32,7 @@ from saropt.registration.auto.coarse import CoarseParams, CoarseResult, coarse_s
 from saropt.registration.auto.config import AutoConfig
 from saropt.registration.auto.refine import LevelMatcher, PassResult, match_chips, transform_scale, warp_onto
 from saropt.registration.auto.sources import Source, make_source, scale_matrix
+from saropt.registration.fit import Registration
 from saropt.registration.transforms import Transform
 
 logger = logging.getLogger(__name__)
@@ -157,32 +158,63 @@ def _coarse(
 
 
 def _fit_affine(pr: PassResult, threshold: float, config: AutoConfig) -> tuple[np.ndarray | None, int]:
-    """Robust affine through the reliable matches of a pass; ``(None, n)`` when there are too few."""
-    from saropt.registration.fit import fit_registration
+    """Robust affine through the reliable matches of a pass (between passes; quiet): ``(matrix, n_inliers)``,
+    ``(None, n)`` when there are too few."""
+    from saropt.registration.ransac import ransac
+    from saropt.registration.transforms import fit_transform
 
     keep = pr.usable & (pr.reliability >= config.min_reliability)
     n = int(keep.sum())
     if n < config.min_inliers:
         return None, n
-    tp = TiePoints(pr.sar_xy[keep], pr.opt_xy[keep], score=pr.reliability[keep], source="auto")
+    opt, sar, w = pr.opt_xy[keep], pr.sar_xy[keep], pr.reliability[keep]
     try:
-        reg = fit_registration(
-            tp, "affine", ransac_threshold_px=threshold, ransac_iterations=config.ransac_iterations,
-            seed=config.seed, method="auto",
-        )
+        res = ransac(opt, sar, "affine", threshold_px=threshold, max_iterations=config.ransac_iterations,
+                     seed=config.seed, probabilities=w)
+        inl = res.inliers
+        if int(inl.sum()) < config.min_inliers:
+            return None, int(inl.sum())
+        t = fit_transform("affine", opt[inl], sar[inl], w[inl])
     except TiePointError:
         return None, n
-    if reg.n_inliers < config.min_inliers:
-        return None, reg.n_inliers
-    return np.asarray(reg.transform.matrix, dtype=np.float64), reg.n_inliers
+    return np.asarray(t.matrix, dtype=np.float64), int(inl.sum())
 
 
-def _levels(f_c: float) -> list[float]:
+def independent_count(xy: np.ndarray, score: np.ndarray, min_distance: float) -> int:
+    """How many points remain when every point closer than ``min_distance`` to a better-scored one is dropped.
+
+    Neighbouring candidates share most of their template, so they find the same structure; counting them
+    separately would overstate the evidence for a transform.
+
+    Convention:
+        ``xy`` in pixels (x = column, y = row).
+    """
+    if len(xy) == 0:
+        return 0
+    order = np.argsort(-np.asarray(score), kind="stable")
+    kept: list[np.ndarray] = []
+    d2 = float(min_distance) ** 2
+    for i in order:
+        p = xy[i]
+        if all(float(((p - q) ** 2).sum()) >= d2 for q in kept):
+            kept.append(p)
+    return len(kept)
+
+
+def _levels(f_c: float, region: Window, max_pixels: int) -> list[float]:
+    """Decimation factors of the matching levels below the coarse one: steps of 4 down to 1; levels above
+    full resolution are kept within ``max_pixels`` (the full-resolution level may exceed it: chips)."""
     out: list[float] = []
     f = f_c
+    f_min = float(np.sqrt(region.width * region.height / float(max_pixels)))
     while f > 1.0 + 1e-9:
         f = f / 4.0 if f / 4.0 >= 2.0 else 1.0
+        if 1.0 < f < f_min:
+            f = f_min
         out.append(f)
+        if f <= f_min and f > 1.0:
+            out.append(1.0)
+            break
     return out or [1.0]
 
 
@@ -204,14 +236,18 @@ def _pyramid(
     """Matching passes from the coarse level down; returns the final pass, its transform, inliers and log."""
     passes: list[dict[str, Any]] = []
     prev: PassResult | None = None
-    levels = _levels(f_c)
+    levels = _levels(f_c, region, config.max_level_pixels)
     final: PassResult | None = None
     n_final = 0
     for k, f in enumerate(levels):
         last = k == len(levels) - 1
-        if region.width * region.height / (f * f) <= config.max_level_pixels:
+        next_is_chips = (
+            not last and levels[k + 1] <= 1.0 and region.width * region.height > config.max_level_pixels
+        )
+        if f > 1.0 or region.width * region.height <= config.max_level_pixels:
             lm: LevelMatcher | None = LevelMatcher(sar, opt, region, f, config)
-            pr = lm.match(m, config.search_radius)  # type: ignore[union-attr]
+            n_pts = config.chip_points if next_is_chips else config.max_points
+            pr = lm.match(m, config.search_radius, max_points=n_pts)  # type: ignore[union-attr]
             mode = "memory"
         else:
             lm = None
@@ -223,12 +259,14 @@ def _pyramid(
             m = m_new
         if last:
             if lm is not None:
+                # candidates picked again on the optical warped with the refitted transform: a better warp lifts
+                # many points that were below the reliability threshold in the first pass above it
                 final = lm.match(m, config.final_radius)
             else:
                 keep = pr.usable & (pr.reliability >= config.min_reliability)
                 pts = pr.sar_xy[keep] if keep.sum() >= config.min_inliers else pr.sar_xy
                 final = match_chips(sar, opt, m, _round_unique(pts), config.final_radius, config)
-            m_fin, n_final = _fit_affine(final, config.ransac_threshold_px, config)
+            _, n_final = _fit_affine(final, config.ransac_threshold_px, config)
             passes.append(_pass_info(f, mode, config.final_radius, final, n_final))
         prev = pr
     if final is None:  # pragma: no cover - levels is never empty
@@ -267,8 +305,8 @@ def match_auto(
     """
     config = config or AutoConfig()
     t0 = time.perf_counter()
-    s_src = make_source(sar, "sar", config.array_nodata)
-    o_src = make_source(opt, "optical", config.array_nodata)
+    s_src = make_source(sar, "sar", config.array_nodata, config.max_level_pixels)
+    o_src = make_source(opt, "optical", config.array_nodata, config.max_level_pixels)
     full = s_src.window
     if region is None:
         region = full
@@ -352,7 +390,7 @@ def _chip_points(prev: PassResult | None, config: AutoConfig, region: Window) ->
     keep = prev.usable & (prev.reliability >= config.min_reliability)
     if keep.sum() < config.min_inliers:
         keep = prev.usable
-    return _round_unique(prev.sar_xy[keep][: config.max_points])
+    return _round_unique(prev.sar_xy[keep][: config.chip_points])
 
 
 def _pass_info(f: float, mode: str, radius: int, pr: PassResult, n_in: int | None) -> dict[str, Any]:
@@ -405,8 +443,23 @@ def auto_tiepoints(
     am = match_auto(sar, opt, region=region, prior=prior, config=config)
     tp = am.tiepoints
     reliable = tp.score >= config.min_reliability if tp.score is not None else np.ones(len(tp), bool)
-    if int(reliable.sum()) < config.min_inliers:
-        raise RegistrationError(_too_few_message(int(reliable.sum()), am.n_candidates, config, "affine", 3))
+    n_rel = int(reliable.sum())
+    if n_rel < config.min_inliers:
+        raise RegistrationError(_too_few_message(n_rel, am.n_candidates, config, "affine", 3))
+    # The same evidence test as register(): enough independent points must agree on one affine.
+    from saropt.registration.ransac import ransac
+
+    sub = tp.subset(reliable)
+    res = ransac(sub.opt_xy, sub.sar_xy, "affine", threshold_px=config.ransac_threshold_px,
+                 max_iterations=config.ransac_iterations, seed=config.seed, probabilities=sub.score)
+    n_indep = independent_count(sub.sar_xy[res.inliers], sub.score[res.inliers], config.template_size / 2.0)
+    if n_indep < config.min_inliers:
+        raise RegistrationError(
+            _too_few_message(n_rel, am.n_candidates, config, "affine", 3, n_indep).replace(
+                "inliers after RANSAC, got", "independent inliers after RANSAC (templates not overlapping), got"
+            )
+        )
+    tp = replace(tp, meta={**tp.meta, "n_independent_inliers_affine": n_indep})
     return tp if config.keep_unreliable else tp.subset(reliable)
 
 
@@ -428,7 +481,7 @@ def register(
     region: Window | None = None,
     prior: Transform | None = None,
     config: AutoConfig | None = None,
-) -> Any:
+) -> Registration:
     """Register an optical image onto a SAR image automatically.
 
     Tie points come from :func:`match_auto`; filtering is staged and flags, never deletes: points below
@@ -493,12 +546,19 @@ def register(
         )
     inliers = np.zeros(len(tp), dtype=bool)
     inliers[np.flatnonzero(reliable)] = reg.inliers
+    n_indep = independent_count(tp.sar_xy[inliers], score[inliers], config.template_size / 2.0)
+    if n_indep < need:
+        raise RegistrationError(
+            _too_few_message(n_rel, am.n_candidates, config, model, cls.min_points, n_indep)
+            .replace("inliers after RANSAC, got", "independent inliers after RANSAC (templates not overlapping), got")
+        )
     residuals = np.sqrt(((reg.transform.forward(tp.opt_xy) - tp.sar_xy) ** 2).sum(axis=1))
     meta = {
         **reg.meta,
         **am.meta,
         "n_reliable": n_rel,
         "n_inliers": int(inliers.sum()),
+        "n_independent_inliers": n_indep,
         "seconds": {**am.meta["seconds"], "total": time.perf_counter() - t0},
     }
     return replace(reg, tiepoints=tp, inliers=inliers, residuals=residuals, meta=meta)

@@ -26,7 +26,7 @@ from saropt.io.windows import Window
 from saropt.registration.auto.config import AutoConfig
 from saropt.registration.auto.features import structural_features
 from saropt.registration.auto.keypoints import select_candidates
-from saropt.registration.auto.matcher import MatchParams, _result, match_points, match_stacks
+from saropt.registration.auto.matcher import MatchParams, _result, match_points, match_stacks, window_variance
 from saropt.registration.auto.sources import Source, scale_matrix
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class PassResult:
         usable: ``(N,)`` bool: the match is defined (enough valid pixels, peak inside the search range).
         peak: ``(N,)`` peak correlation.
         n_candidates: candidates tried (N).
+        centres: ``(N, 2)`` full-resolution SAR positions of the template centres (where the search started).
         texture: texture level of the reference image (90th percentile of the Shi-Tomasi response).
 
     Convention:
@@ -55,6 +56,7 @@ class PassResult:
     usable: np.ndarray
     peak: np.ndarray
     n_candidates: int
+    centres: np.ndarray
     texture: float
 
 
@@ -130,6 +132,7 @@ class LevelMatcher:
             img, valid, config.sar_operator, config.sar_sigma, config.n_orientations, config.channel_sigma
         )
         self._opt_cache: dict[float, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._sar_var: np.ndarray | None = None
 
     @property
     def factor(self) -> float:
@@ -156,13 +159,16 @@ class LevelMatcher:
         m = self.to_level @ matrix @ np.linalg.inv(o_to_arr)
         return warp_onto(img, val, m, self.shape)
 
-    def match(self, matrix: np.ndarray, radius: int, max_points: int | None = None) -> PassResult:
-        """Match candidates picked on this level, around the transform ``matrix``.
+    def match(
+        self, matrix: np.ndarray, radius: int, max_points: int | None = None, points: np.ndarray | None = None
+    ) -> PassResult:
+        """Match candidates picked on this level (or given ones), around the transform ``matrix``.
 
         Args:
             matrix: current 3x3 full-resolution optical -> SAR matrix.
             radius: search radius in this level's pixels.
             max_points: candidate cap (default ``config.max_points``).
+            points: ``(N, 2)`` full-resolution SAR template centres to use instead of picking candidates.
 
         Returns:
             The :class:`PassResult`.
@@ -176,9 +182,15 @@ class LevelMatcher:
         n_max = max_points or cfg.max_points
         area = float(both.sum())
         spacing = max(cfg.min_spacing, int(np.sqrt(max(area, 1.0) / n_max)))
-        pts, texture = select_candidates(wimg, wvalid, self.sar_valid, cfg.template_size, spacing, n_max)
+        if points is None:
+            pts, texture = select_candidates(wimg, wvalid, self.sar_valid, cfg.template_size, spacing, n_max)
+        else:
+            pts = np.rint(_apply(self.to_level, points)).astype(np.int64)
+            texture = float("nan")
         params = MatchParams(template_size=cfg.template_size, search_radius=int(radius))
-        res = match_points(ofeat, ofvalid, self.sar_feat, self.sar_fvalid, pts, params)
+        if self._sar_var is None:
+            self._sar_var = window_variance(self.sar_feat, cfg.template_size)
+        res = match_points(ofeat, ofvalid, self.sar_feat, self.sar_fvalid, pts, params, self._sar_var)
         from_level = np.linalg.inv(self.to_level)
         sar_xy = _apply(from_level, pts + np.nan_to_num(res.offset))
         opt_xy = _apply(np.linalg.inv(matrix), _apply(from_level, pts))
@@ -189,6 +201,7 @@ class LevelMatcher:
             usable=res.usable,
             peak=res.peak,
             n_candidates=int(len(pts)),
+            centres=_apply(from_level, pts),
             texture=texture,
         )
 
@@ -200,25 +213,31 @@ def match_chips(
     points_sar: np.ndarray,
     radius: int,
     config: AutoConfig,
+    strip: int = 512,
 ) -> PassResult:
     """Full-resolution matching in small chips around given SAR points (for scenes too big for memory).
+
+    Points are processed in horizontal strips of the SAR image: each strip's SAR rows and the optical window
+    that covers them are read once, then every chip in the strip is cut, the optical warped onto it, and both
+    turned into features. Memory stays at a few strips; reads are a few per strip instead of two per point.
 
     Args:
         sar: SAR source.
         opt: optical source.
-        matrix: 3x3 full-resolution optical -> SAR matrix.
+        matrix: 3x3 full-resolution optical -> SAR matrix (affine or projective).
         points_sar: ``(N, 2)`` SAR template centres (rounded to pixels).
         radius: search radius in pixels.
         config: settings.
+        strip: strip height in SAR pixels (plus the chip size).
 
     Returns:
-        The :class:`PassResult`.
+        The :class:`PassResult`, in the order of ``points_sar``.
 
     Convention:
         x = column, y = row, 0-based, pixel centres at integers; full-resolution pixels.
     """
-    from saropt.registration.warp import warp_array
-    from saropt.registration.transforms import ProjectiveTransform, AffineTransform
+    from saropt.registration.transforms import AffineTransform, ProjectiveTransform
+    from saropt.registration.warp import optical_window_for, warp_array
 
     t, r = config.template_size, int(radius)
     margin = int(np.ceil(2.0 * config.sar_sigma + 2.0 * config.channel_sigma)) + 3
@@ -226,44 +245,53 @@ def match_chips(
     size = t + 2 * r + 2 * margin
     pts = np.rint(np.asarray(points_sar, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
     n = len(pts)
-    lin = matrix if np.allclose(matrix[2], [0, 0, 1]) else None
-    tr = AffineTransform(lin) if lin is not None else ProjectiveTransform(matrix)
-    temps = np.zeros((n, config.n_orientations, t, t), np.float32)
-    wins = np.zeros((n, config.n_orientations, t + 2 * r, t + 2 * r), np.float32)
+    tr = AffineTransform(matrix) if np.allclose(matrix[2], [0, 0, 1]) else ProjectiveTransform(matrix)
+    c = config.n_orientations
+    temps = np.zeros((n, c, t, t), np.float32)
+    wins = np.zeros((n, c, t + 2 * r, t + 2 * r), np.float32)
     ok = np.zeros(n, bool)
-    texture = 0.0
-    for i, (x, y) in enumerate(pts):
-        win = Window(int(x) - half - r - margin, int(y) - half - r - margin, size, size)
-        simg, sval = sar.read(win)
-        if opt.array is not None:
-            ow = _opt_window(matrix, win, opt)
-            oimg, oval = opt.read(ow)
-            data, wval = warp_array(oimg[None], oval, tr, win, src_origin=(ow.col_off, ow.row_off))
-        else:
-            from saropt.registration.warp import warp_optical
-
-            data, wval = warp_optical(opt.scene, tr, win)  # type: ignore[arg-type]
-        oimg2 = data.mean(axis=0) if data.shape[0] > 1 else data[0]
-        sf, sfv = structural_features(
-            simg, sval, config.sar_operator, config.sar_sigma, config.n_orientations, config.channel_sigma
-        )
-        of, ofv = structural_features(
-            oimg2, wval, "gaussian", config.opt_sigma, config.n_orientations, config.channel_sigma
-        )
-        c0 = margin + r
-        tv = ofv[c0 : c0 + t, c0 : c0 + t]
-        sv = sfv[margin : margin + t + 2 * r, margin : margin + t + 2 * r]
-        if tv.mean() < 0.6 or sv.mean() < 0.6:
-            continue
-        temps[i] = of[:, c0 : c0 + t, c0 : c0 + t]
-        wins[i] = sf[:, margin : margin + t + 2 * r, margin : margin + t + 2 * r]
-        ok[i] = True
+    lo = half + r + margin
+    order = np.argsort(pts[:, 1], kind="stable")
+    k = 0
+    while k < n:
+        y_start = int(pts[order[k], 1])
+        members = [i for i in order[k:] if pts[i, 1] < y_start + strip]
+        k += len(members)
+        ys = pts[members, 1]
+        xs = pts[members, 0]
+        swin = Window(int(xs.min()) - lo, int(ys.min()) - lo, int(xs.max() - xs.min()) + size,
+                      int(ys.max() - ys.min()) + size)
+        s_img, s_val = sar.read(swin)
+        owin = optical_window_for(tr, swin, margin=3)
+        o_img, o_val = opt.read(owin) if owin.width > 0 and owin.height > 0 else (None, None)
+        for i in members:
+            x, y = int(pts[i, 0]), int(pts[i, 1])
+            cw = Window(x - lo, y - lo, size, size)
+            r0, c0 = cw.row_off - swin.row_off, cw.col_off - swin.col_off
+            simg = s_img[r0 : r0 + size, c0 : c0 + size]
+            sval = s_val[r0 : r0 + size, c0 : c0 + size]
+            if o_img is None or sval.mean() < 0.5:
+                continue
+            data, wval = warp_array(o_img[None], o_val, tr, cw, src_origin=(owin.col_off, owin.row_off))
+            sf, sfv = structural_features(
+                simg, sval, config.sar_operator, config.sar_sigma, config.n_orientations, config.channel_sigma
+            )
+            of, ofv = structural_features(
+                data[0], wval, "gaussian", config.opt_sigma, config.n_orientations, config.channel_sigma
+            )
+            c0t = margin + r
+            if ofv[c0t : c0t + t, c0t : c0t + t].mean() < 0.6:
+                continue
+            if sfv[margin : margin + t + 2 * r, margin : margin + t + 2 * r].mean() < 0.6:
+                continue
+            temps[i] = of[:, c0t : c0t + t, c0t : c0t + t]
+            wins[i] = sf[:, margin : margin + t + 2 * r, margin : margin + t + 2 * r]
+            ok[i] = True
     params = MatchParams(template_size=t, search_radius=r)
     idx = np.flatnonzero(ok)
     res = _result(match_stacks(temps[idx], wins[idx], params), ok)
     sar_xy = pts + np.nan_to_num(res.offset)
-    inv = np.linalg.inv(matrix)
-    opt_xy = _apply(inv, pts.astype(np.float64))
+    opt_xy = _apply(np.linalg.inv(matrix), pts.astype(np.float64))
     return PassResult(
         sar_xy=sar_xy.astype(np.float64),
         opt_xy=opt_xy,
@@ -271,25 +299,9 @@ def match_chips(
         usable=res.usable,
         peak=res.peak,
         n_candidates=n,
-        texture=texture,
+        centres=pts.astype(np.float64),
+        texture=0.0,
     )
-
-
-def _opt_window(matrix: np.ndarray, sar_win: Window, opt: Source) -> Window:
-    inv = np.linalg.inv(matrix)
-    c = np.array(
-        [
-            [sar_win.col_off, sar_win.row_off],
-            [sar_win.col_end, sar_win.row_off],
-            [sar_win.col_off, sar_win.row_end],
-            [sar_win.col_end, sar_win.row_end],
-        ],
-        dtype=np.float64,
-    )
-    q = _apply(inv, c)
-    x0, y0 = np.floor(q.min(axis=0)).astype(int) - 2
-    x1, y1 = np.ceil(q.max(axis=0)).astype(int) + 2
-    return Window(int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1))
 
 
 __all__ = ["LevelMatcher", "PassResult", "match_chips", "transform_scale", "warp_onto"]

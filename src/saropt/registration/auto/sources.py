@@ -174,13 +174,19 @@ class Source:
         return img, ok
 
 
-def make_source(obj: object, role: str, nodata: float | None) -> Source:
+def make_source(obj: object, role: str, nodata: float | None, max_pixels: int = 2048 * 2048) -> Source:
     """Wrap an array or a :class:`~saropt.io.raster.Scene` as a :class:`Source`.
+
+    A scene without a declared nodata value and at most ``max_pixels`` pixels is read whole, so that border
+    fill at ``nodata`` (black wedges of rotated patches, zero-filled footprints) is found as for arrays; it keeps
+    its scene (for georeferencing). Bigger scenes are read lazily, window by window, with the file's nodata.
 
     Args:
         obj: ``(H, W)``, ``(H, W, B)`` or ``(B, H, W)`` array, or a Scene.
         role: ``"sar"`` or ``"optical"``.
-        nodata: border fill value of arrays (see :func:`border_nodata_mask`), or ``None``.
+        nodata: border fill value of arrays and small scenes without nodata (see :func:`border_nodata_mask`),
+            or ``None``.
+        max_pixels: largest scene read whole.
 
     Returns:
         The :class:`Source`.
@@ -196,7 +202,13 @@ def make_source(obj: object, role: str, nodata: float | None) -> Source:
             data, valid, _ = obj.read_decimated(256)
             v = data[0][valid]
             db = bool(v.size and float(np.nanmin(v)) < 0.0)
-        return Source(role=role, width=obj.width, height=obj.height, scene=obj, db=db)
+        src = Source(role=role, width=obj.width, height=obj.height, scene=obj, db=db)
+        if obj.nodata is None and nodata is not None and obj.width * obj.height <= max_pixels:
+            img, valid = src.read(src.window)
+            valid &= border_nodata_mask(np.where(valid, img, nodata).astype(np.float32), nodata)
+            src.array = np.where(valid, img, 0.0).astype(np.float32)
+            src.array_valid = valid
+        return src
     a = np.asarray(obj)
     if a.ndim == 3:
         if a.shape[0] <= 4 and a.shape[0] < min(a.shape[1:]):
