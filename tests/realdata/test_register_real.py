@@ -32,7 +32,11 @@ def _read(path: Path) -> np.ndarray:
 def _cfog(shared_data: Path, name: str) -> tuple[np.ndarray, np.ndarray, object]:
     files = {
         "urban": ("cfog-urban/SAR_sen.png", "cfog-urban/optical_ref.png", "cfog-urban/OpticaltoSAR_CP.txt"),
-        "rural": ("cfog-rural/SAR1_sen.tif", "cfog-rural/visible1_ref.tif", "cfog-rural/visibleToSAR1_CP.txt"),
+        "rural": (
+            "cfog-rural/SAR1_sen.tif",
+            "cfog-rural/visible1_ref.tif",
+            "cfog-rural/visibleToSAR1_CP.txt",
+        ),
     }[name]
     d = shared_data / "scenes"
     sar = _read(d / files[0])

@@ -12,8 +12,8 @@ Convention:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -34,8 +34,13 @@ def optical_world(size: int, seed: int) -> np.ndarray:
     for _ in range(int(size / 40)):
         p0 = rng.uniform(0, size, 2).astype(int)
         p1 = rng.uniform(0, size, 2).astype(int)
-        cv2.line(img, tuple(int(v) for v in p0), tuple(int(v) for v in p1), float(rng.uniform(0.0, 1.0)),
-                 int(rng.integers(2, 5)))
+        cv2.line(
+            img,
+            tuple(int(v) for v in p0),
+            tuple(int(v) for v in p1),
+            float(rng.uniform(0.0, 1.0)),
+            int(rng.integers(2, 5)),
+        )
     for _ in range(int(size / 60)):
         c = tuple(int(v) for v in rng.uniform(0, size, 2))
         ax = tuple(int(v) for v in rng.uniform(6, 30, 2))
@@ -72,8 +77,9 @@ class Pair:
     mapping: Callable[[np.ndarray], np.ndarray]
 
 
-def similarity(angle_deg: float, scale: float, center_opt: tuple[float, float], center_sar: tuple[float, float]
-               ) -> np.ndarray:
+def similarity(
+    angle_deg: float, scale: float, center_opt: tuple[float, float], center_sar: tuple[float, float]
+) -> np.ndarray:
     """Optical -> SAR similarity taking ``center_opt`` to ``center_sar`` (OpenCV angle sign)."""
     m = np.vstack([cv2.getRotationMatrix2D(center_opt, angle_deg, scale), [0.0, 0.0, 1.0]])
     m[:2, 2] += np.asarray(center_sar) - np.asarray(center_opt)
@@ -123,8 +129,9 @@ def make_pair(
     return Pair(sar=sar, opt=opt_u8, truth=truth, mapping=mapping)
 
 
-def grid_rmse(estimate_forward: Callable[[np.ndarray], np.ndarray], pair: Pair, step: int = 16,
-              margin: int = 24) -> float:
+def grid_rmse(
+    estimate_forward: Callable[[np.ndarray], np.ndarray], pair: Pair, step: int = 16, margin: int = 24
+) -> float:
     """RMSE (SAR px) of an estimated optical -> SAR mapping against the truth, over optical grid points whose
     true SAR position lies inside the SAR image (``margin`` pixels from its border)."""
     h, w = pair.opt.shape[:2]

@@ -45,13 +45,26 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndar
     return d / "sar.png", d / "opt.png", truth_rot
 
 
-def test_register_writes_result_tiepoints_and_overview(files: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+def test_register_writes_result_tiepoints_and_overview(
+    files: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
     sar, opt, truth = files
     out = tmp_path / "res" / "RESULT.json"
-    code, text = run(["-q", "register", str(sar), str(opt), "-o", str(out), "--tiepoints-out", str(tmp_path / "tp.csv")])
+    code, text = run(
+        ["-q", "register", str(sar), str(opt), "-o", str(out), "--tiepoints-out", str(tmp_path / "tp.csv")]
+    )
     assert code == 0, text
     res = json.loads(out.read_text())
-    for key in ("model", "optical_to_sar", "rmse_px", "loo_rmse_px", "n_tiepoints", "n_inliers", "seconds", "tiepoints"):
+    for key in (
+        "model",
+        "optical_to_sar",
+        "rmse_px",
+        "loo_rmse_px",
+        "n_tiepoints",
+        "n_inliers",
+        "seconds",
+        "tiepoints",
+    ):
         assert key in res
     m = np.array(res["optical_to_sar"])
     assert m.shape == (3, 3)
@@ -63,7 +76,9 @@ def test_register_writes_result_tiepoints_and_overview(files: tuple[Path, Path, 
     assert {"x_sar", "y_sar", "x_opt", "y_opt", "score", "inlier", "residual_px"} <= set(pts[0])
     # no tie point in the black wedges
     xy = np.array([[p["x_sar"], p["y_sar"]] for p in pts])
-    wedge = cv2.warpAffine(np.ones((256, 256), np.uint8), cv2.getRotationMatrix2D((127.5, 127.5), 25.0, 1.0), (256, 256))
+    wedge = cv2.warpAffine(
+        np.ones((256, 256), np.uint8), cv2.getRotationMatrix2D((127.5, 127.5), 25.0, 1.0), (256, 256)
+    )
     assert wedge[np.rint(xy[:, 1]).astype(int), np.rint(xy[:, 0]).astype(int)].all()
     tp = read_tiepoints(tmp_path / "tp.csv")
     assert len(tp) == res["n_inliers"]
@@ -84,8 +99,22 @@ def _inside(n: int, margin: int) -> np.ndarray:
 def test_qgis_points_and_no_overview(files: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
     sar, opt, _ = files
     out = tmp_path / "r.json"
-    code, text = run(["-q", "register", str(sar), str(opt), "-o", str(out), "--model", "similarity",
-                      "--tiepoints-out", str(tmp_path / "g.points"), "--overview", ""])
+    code, text = run(
+        [
+            "-q",
+            "register",
+            str(sar),
+            str(opt),
+            "-o",
+            str(out),
+            "--model",
+            "similarity",
+            "--tiepoints-out",
+            str(tmp_path / "g.points"),
+            "--overview",
+            "",
+        ]
+    )
     assert code == 0, text
     assert json.loads(out.read_text())["model"] == "similarity"
     assert (tmp_path / "g.points").read_text().splitlines()[0].startswith("mapX,mapY,sourceX,sourceY")
@@ -109,5 +138,7 @@ def test_bad_output_name_is_one_error_line(files: tuple[Path, Path, np.ndarray],
     sar, opt, _ = files
     code, text = run(["-q", "register", str(sar), str(opt), "-o", str(tmp_path / "out.txt")])
     assert code == 1 and "must end in .json" in text
-    code, text = run(["-q", "register", str(sar), str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.json")])
+    code, text = run(
+        ["-q", "register", str(sar), str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.json")]
+    )
     assert code == 1 and "missing.png" in text

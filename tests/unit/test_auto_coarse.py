@@ -17,7 +17,7 @@ from tests.unit.autoutil import make_pair, similarity
     [(90.0, 1.0), (-150.0, 1.0), (30.0, 0.8)],
 )
 def test_coarse_search_finds_rotation_scale_and_shift(angle: float, scale: float) -> None:
-    n_opt = int(round(256 / scale))
+    n_opt = round(256 / scale)
     truth = similarity(angle, scale, ((n_opt - 1) / 2, (n_opt - 1) / 2), (131.0, 122.0))
     pair = make_pair(truth, opt_size=(n_opt, n_opt), seed=2)
     f = 2.0

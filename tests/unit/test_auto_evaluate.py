@@ -39,7 +39,9 @@ def test_rotated_case_truth_is_exact() -> None:
 def test_wedge_rotation_measures_the_angle(angle: float) -> None:
     rng = np.random.default_rng(0)
     patch = rng.integers(40, 255, (256, 256)).astype(np.uint8)
-    rot = cv2.warpAffine(patch, cv2.getRotationMatrix2D((127.5, 127.5), angle, 1.0), (256, 256), borderValue=0)
+    rot = cv2.warpAffine(
+        patch, cv2.getRotationMatrix2D((127.5, 127.5), angle, 1.0), (256, 256), borderValue=0
+    )
     a, misfit = wedge_rotation(rot)
     assert a == pytest.approx(angle, abs=0.3)
     assert misfit < 1.0

@@ -8,8 +8,8 @@ import pytest
 from saropt.errors import InputError
 from saropt.registration.auto.features import (
     image_gradients,
-    oriented_channels,
     orientation_field,
+    oriented_channels,
     structural_features,
 )
 

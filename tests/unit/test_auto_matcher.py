@@ -73,7 +73,9 @@ def test_shift_beyond_the_radius_is_not_usable_and_invalid_windows_are_skipped()
     ref = _smooth_features(rng, 4, 128, 128)
     tgt = _fourier_shift(ref, 12.0, 0.0)
     valid = np.ones((128, 128), bool)
-    res = match_points(ref, valid, tgt, valid, np.array([[64, 64]]), MatchParams(template_size=32, search_radius=5))
+    res = match_points(
+        ref, valid, tgt, valid, np.array([[64, 64]]), MatchParams(template_size=32, search_radius=5)
+    )
     assert not res.usable[0] and res.reliability[0] == 0.0
     half_valid = valid.copy()
     half_valid[:, :70] = False

@@ -22,7 +22,9 @@ C = (127.5, 127.5)
         ("rotation -37, scale 0.75", similarity(-37.0, 0.75, (170.0, 170.0), (128.0, 128.0)), 341),
     ],
 )
-def test_known_warps_are_recovered_to_a_fraction_of_a_pixel(name: str, truth: np.ndarray, opt_size: int) -> None:
+def test_known_warps_are_recovered_to_a_fraction_of_a_pixel(
+    name: str, truth: np.ndarray, opt_size: int
+) -> None:
     pair = make_pair(truth, opt_size=(opt_size, opt_size), seed=1)
     reg = register(pair.sar, pair.opt)
     assert reg.method == "auto" and reg.model == "affine"
@@ -46,19 +48,28 @@ def test_local_distortion_needs_a_nonlinear_model() -> None:
     poly = register(pair.sar, pair.opt, model="polynomial2")
     affine = register(pair.sar, pair.opt, model="affine")
     assert grid_rmse(poly.transform.forward, pair) < 0.5
-    assert grid_rmse(affine.transform.forward, pair) > 1.0  # the distortion is real and an affine cannot follow
+    assert (
+        grid_rmse(affine.transform.forward, pair) > 1.0
+    )  # the distortion is real and an affine cannot follow
 
 
 def test_project_generator_pair_with_layover() -> None:
     # saropt's own synthetic scene: buildings with layover and shadow, seamline, sea, 4-look speckle.
+    import tempfile
+
     from saropt.io.raster import open_scene
     from saropt.synthetic import make_scene_pair
 
-    import tempfile
-
     with tempfile.TemporaryDirectory() as d:
-        p = make_scene_pair(d, sar_size=(448, 448), seed=3, rotation_deg=12, scale=1.15, shift_px=(25, -15),
-                            write_classes=False)
+        p = make_scene_pair(
+            d,
+            sar_size=(448, 448),
+            seed=3,
+            rotation_deg=12,
+            scale=1.15,
+            shift_px=(25, -15),
+            write_classes=False,
+        )
         sar, opt = open_scene(p.sar_path, "sar"), open_scene(p.opt_path, "optical")
         reg = register(sar, opt)
     from saropt.registration.auto.evaluate import transform_rmse
@@ -74,7 +85,9 @@ def test_auto_tiepoints_returns_reliable_points_with_provenance() -> None:
     assert (tp.score >= 0.5).all()
     err = np.hypot(*(pair.mapping(tp.opt_xy) - tp.sar_xy).T)
     assert np.median(err) < 0.5
-    assert tp.meta["n_candidates"] >= len(tp) and tp.meta["coarse"]["angle_deg"] == pytest.approx(0.0, abs=2.5)
+    assert tp.meta["n_candidates"] >= len(tp) and tp.meta["coarse"]["angle_deg"] == pytest.approx(
+        0.0, abs=2.5
+    )
     everything = auto_tiepoints(pair.sar, pair.opt, config=AutoConfig(keep_unreliable=True))
     assert len(everything) >= len(tp)
 
@@ -86,7 +99,9 @@ def test_prior_and_region() -> None:
     prior = AffineTransform(truth @ np.array([[1, 0, 9.0], [0, 1, -8.0], [0, 0, 1]]))
     reg = register(pair.sar, pair.opt, prior=prior, region=Window(40, 40, 180, 180))
     assert reg.meta["prior"] == "given"
-    assert grid_rmse(reg.transform.forward, pair, margin=44) < 1.0  # inside the 180 px region it was fitted on
+    assert (
+        grid_rmse(reg.transform.forward, pair, margin=44) < 1.0
+    )  # inside the 180 px region it was fitted on
     assert (reg.tiepoints.sar_xy >= 40 - 1).all() and (reg.tiepoints.sar_xy <= 220 + 1).all()
 
 
@@ -95,14 +110,18 @@ def test_prior_and_region() -> None:
 
 def test_blank_image_is_a_clear_error() -> None:
     pair = make_pair(similarity(0.0, 1.0, C, C), seed=0)
-    with pytest.raises(RegistrationError, match=r"no textured candidate points \(image is blank or texture-less\)"):
+    with pytest.raises(
+        RegistrationError, match=r"no textured candidate points \(image is blank or texture-less\)"
+    ):
         register(pair.sar, np.full((256, 256), 128, np.uint8))
 
 
 def test_unrelated_images_report_how_many_reliable_points() -> None:
     a = make_pair(similarity(0.0, 1.0, C, C), seed=5)
     other = (optical_world(256, seed=99) * 255).astype(np.uint8)
-    with pytest.raises(RegistrationError, match=r"found \d+ reliable tie points of \d+ candidates \(reliability >= 0.5\)"):
+    with pytest.raises(
+        RegistrationError, match=r"found \d+ reliable tie points of \d+ candidates \(reliability >= 0.5\)"
+    ):
         register(a.sar, other)
 
 

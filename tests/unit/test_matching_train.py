@@ -119,7 +119,7 @@ def test_pseudo_siamese_trains_and_bad_checkpoint_is_reported(fake: Path, tmp_pa
 
 
 def test_batchnorm_recalibration_uses_the_current_weights(fake: Path) -> None:
-    """After recalibration the first BatchNorm's running statistics are those of its inputs on the used batches."""
+    """After recalibration the first BatchNorm's running statistics are those of its inputs (used batches)."""
     import numpy as np
 
     from saropt.data.saropt_ds import SaroptDataset
@@ -129,11 +129,13 @@ def test_batchnorm_recalibration_uses_the_current_weights(fake: Path) -> None:
 
     torch.manual_seed(0)
     model = build_model("bnn", "test_resnet", embedding_dim=4, input_norm="standardize").eval()
-    views = PairViews(SaroptDataset(fake, split="train"), ViewSpec(24, 16), train=True, augment="flip", seed=1)
+    ds = SaroptDataset(fake, split="train")
+    views = PairViews(ds, ViewSpec(24, 16), train=True, augment="flip", seed=1)
     stem = model.sar_branch[0]
     bn = stem.bn1
     bn.running_mean.fill_(5.0)
-    used = recalibrate_batchnorm(model, views, batches=2, batch_size=4, device="cpu", channels_last=False, seed=9)
+    used = recalibrate_batchnorm(model, views, batches=2, batch_size=4, device="cpu", channels_last=False,
+                                 seed=9)
     assert used == 8 and not model.training and bn.momentum == 0.1
     recalibrated = bn.running_mean.clone()
     order = np.random.default_rng([9, 5]).permutation(len(views))[:8]

@@ -210,7 +210,8 @@ def train_cmd(
 )
 @click.option("--search-radius", type=int, default=8, show_default=True, help="Localisation radius (px).")
 @click.option(
-    "--templates", type=int, default=50, show_default=True, help="Localisation templates (0 = all; models slide densely, slow on CPU)."
+    "--templates", type=int, default=50, show_default=True,
+    help="Localisation templates (0 = all; slow on CPU).",
 )
 @click.option(
     "--candidates", type=int, default=100, show_default=True, help="Retrieval candidates per query."

@@ -40,8 +40,12 @@ def _region(value: str | None) -> object:
 @click.command("register", help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("sar", type=click.Path(dir_okay=False))
 @click.argument("optical", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False), help="RESULT.json to write.")
-@click.option("--model", default="affine", show_default=True, type=click.Choice(MODELS), help="Transform model.")
+@click.option(
+    "-o", "--out", "out", required=True, type=click.Path(dir_okay=False), help="RESULT.json to write."
+)
+@click.option(
+    "--model", default="affine", show_default=True, type=click.Choice(MODELS), help="Transform model."
+)
 @click.option(
     "--tiepoints-out",
     type=click.Path(dir_okay=False),
@@ -80,7 +84,7 @@ def register(
     config = replace(AutoConfig(), seed=seed)
     if min_reliability is not None:
         config = replace(config, min_reliability=min_reliability)
-    reg, result = register_files(
+    _reg, result = register_files(
         sar,
         optical,
         out,
@@ -92,8 +96,19 @@ def register(
         nodata=nodata,
         config=config,
     )
-    summary = {k: result[k] for k in ("model", "optical_to_sar", "rmse_px", "loo_rmse_px", "n_tiepoints",
-                                      "n_reliable", "n_inliers", "seconds")}
+    summary = {
+        k: result[k]
+        for k in (
+            "model",
+            "optical_to_sar",
+            "rmse_px",
+            "loo_rmse_px",
+            "n_tiepoints",
+            "n_reliable",
+            "n_inliers",
+            "seconds",
+        )
+    }
     summary["result"] = out
     if "overview" in result:
         summary["overview"] = result["overview"]

@@ -56,8 +56,8 @@ class TrainConfig:
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
         threads: CPU threads for torch (0 = torch's default).
         num_workers: DataLoader worker processes.
-        channels_last: use channels-last memory format (measure first: on this CPU it was slower, see
-            benchmarks/matching.py; on GPUs it usually helps).
+        channels_last: use channels-last memory format (measure first with benchmarks/matching.py: on this
+            CPU it helped resnet50 at 256 px and slowed resnet18 at 64 px).
         amp: bf16 autocast for the forward pass (GPU recipe; distances and losses stay float32).
         max_minutes: stop training after this many minutes (0 = no limit); the run is then resumable.
         log_every: log the running loss every this many steps.

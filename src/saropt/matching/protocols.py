@@ -7,8 +7,8 @@
   (``MatchingPairs(hard=True)``), the case that matters for registration.
 - **localisation**: a SAR template (the view's crop, shrunk if needed so the window fits in the patch) at a
   random shift ``(dx, dy)`` in ``[-r, r]^2`` from the centre of a ``t + 2r`` optical search window cut from
-  the same patch; each scorer is evaluated at every integer shift and its best shift is compared with the truth:
-  CMR@1/2/3 px and RMSE in native pixels.
+  the same patch; each scorer is evaluated at every integer shift and its best shift is compared with the
+  truth: CMR@1/2/3 px and RMSE in native pixels.
 - **retrieval**: each SAR patch is a query among ``N`` optical candidates (its own and ``N - 1`` other
   patches of the evaluation set drawn at random): recall@1/5/10.
 

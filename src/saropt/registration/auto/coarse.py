@@ -139,9 +139,13 @@ def rescale_matrix(matrix: np.ndarray, opt_factor: float, sar_factor: float) -> 
         Pixel centres at integers: full-resolution ``x`` and low-resolution ``x'`` relate by
         ``x = f * (x' + 0.5) - 0.5``.
     """
-    up_sar = np.array([[sar_factor, 0, 0.5 * sar_factor - 0.5], [0, sar_factor, 0.5 * sar_factor - 0.5], [0, 0, 1]])
+    up_sar = np.array(
+        [[sar_factor, 0, 0.5 * sar_factor - 0.5], [0, sar_factor, 0.5 * sar_factor - 0.5], [0, 0, 1]]
+    )
     down_opt = np.linalg.inv(
-        np.array([[opt_factor, 0, 0.5 * opt_factor - 0.5], [0, opt_factor, 0.5 * opt_factor - 0.5], [0, 0, 1]])
+        np.array(
+            [[opt_factor, 0, 0.5 * opt_factor - 0.5], [0, opt_factor, 0.5 * opt_factor - 0.5], [0, 0, 1]]
+        )
     )
     return up_sar @ matrix @ down_opt
 
@@ -219,7 +223,9 @@ def _evaluate(
     interp = cv2.INTER_AREA if scale < 0.8 else cv2.INTER_LINEAR
     warped = cv2.warpAffine(opt, m[:2], (side, side), flags=interp, borderMode=cv2.BORDER_REFLECT)
     wvalid = (
-        cv2.warpAffine(opt_valid.astype(np.uint8), m[:2], (side, side), flags=cv2.INTER_NEAREST, borderValue=0)
+        cv2.warpAffine(
+            opt_valid.astype(np.uint8), m[:2], (side, side), flags=cv2.INTER_NEAREST, borderValue=0
+        )
         > 0
     )
     z, zvalid = orientation_field(warped, wvalid, "gaussian", params.opt_sigma, params.smooth_sigma)
@@ -246,7 +252,9 @@ class _Level:
         self.opt = opt.astype(np.float32)
         self.opt_valid = opt_valid
         self.params = params
-        zs, zvalid = orientation_field(sar, sar_valid, params.sar_operator, params.sar_sigma, params.smooth_sigma)
+        zs, zvalid = orientation_field(
+            sar, sar_valid, params.sar_operator, params.sar_sigma, params.smooth_sigma
+        )
         zs = _centred(zs, zvalid)
         h, w = sar.shape
         oh, ow = opt.shape
@@ -269,11 +277,14 @@ def _decimate2(img: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return a, v
 
 
-def _distinct(cands: list[CoarseCandidate], k: int, angle_tol: float, log_scale_tol: float) -> list[CoarseCandidate]:
+def _distinct(
+    cands: list[CoarseCandidate], k: int, angle_tol: float, log_scale_tol: float
+) -> list[CoarseCandidate]:
     out: list[CoarseCandidate] = []
     for c in cands:
         if all(
-            _angle_diff(c.angle_deg, d.angle_deg) > angle_tol or abs(np.log(c.scale / d.scale)) > log_scale_tol
+            _angle_diff(c.angle_deg, d.angle_deg) > angle_tol
+            or abs(np.log(c.scale / d.scale)) > log_scale_tol
             for d in out
         ):
             out.append(c)
@@ -282,8 +293,9 @@ def _distinct(cands: list[CoarseCandidate], k: int, angle_tol: float, log_scale_
     return out
 
 
-def _hill_climb(level: _Level, start: CoarseCandidate, angle_step: float, log_scale_step: float,
-                min_angle_step: float) -> CoarseCandidate:
+def _hill_climb(
+    level: _Level, start: CoarseCandidate, angle_step: float, log_scale_step: float, min_angle_step: float
+) -> CoarseCandidate:
     """Local search in angle and scale around ``start``, halving the steps when no neighbour is better."""
     best = start
     da, ds = angle_step, log_scale_step
@@ -360,9 +372,10 @@ def coarse_search(
         verified = list(seeds)
     verified.sort(key=lambda c: -c.score)
     refined = [
-        _hill_climb(fine, v, a_step / 6.0, ls_step / 2.0, params.min_angle_step) for v in verified[: params.n_refine]
+        _hill_climb(fine, v, a_step / 6.0, ls_step / 2.0, params.min_angle_step)
+        for v in verified[: params.n_refine]
     ]
-    cands = sorted(refined + verified[params.n_refine:], key=lambda c: -c.score)
+    cands = sorted(refined + verified[params.n_refine :], key=lambda c: -c.score)
     best = cands[0]
     runner = None
     for c in cands[1:]:
@@ -374,7 +387,12 @@ def coarse_search(
     n_eval = fine.n_evaluated + (grid_level.n_evaluated if use_two else 0)
     logger.debug(
         "coarse search: angle %.1f scale %.3f ncc %.3f score %.1f (runner-up %s), %d similarities scored",
-        best.angle_deg, best.scale, best.ncc, best.score, None if runner is None else f"{runner.score:.1f}", n_eval,
+        best.angle_deg,
+        best.scale,
+        best.ncc,
+        best.score,
+        None if runner is None else f"{runner.score:.1f}",
+        n_eval,
     )
     return CoarseResult(best=best, runner_up=runner, n_evaluated=n_eval, candidates=tuple(cands))
 

@@ -92,7 +92,7 @@ class AutoConfig:
     search_radius: int = 10
     final_radius: int = 4
     max_points: int = 400
-    chip_points: int = 1000
+    chip_points: int = 1200
     min_spacing: int = 12
     max_level_pixels: int = 2048 * 2048
 
@@ -128,7 +128,7 @@ class AutoConfig:
 
     def angles(self) -> tuple[float, ...]:
         """The rotation grid of the coarse search (degrees)."""
-        n = max(1, int(round((self.angle_max_deg - self.angle_min_deg) / self.angle_step_deg)))
+        n = max(1, round((self.angle_max_deg - self.angle_min_deg) / self.angle_step_deg))
         return tuple(self.angle_min_deg + k * self.angle_step_deg for k in range(n))
 
     def scales(self, expected: float) -> tuple[float, ...]:
@@ -137,7 +137,7 @@ class AutoConfig:
 
         if self.scale_range <= 1.0 + 1e-9:
             return (expected,)
-        k = max(1, int(math.ceil(math.log(self.scale_range) / math.log(self.scale_step) - 1e-9)))
+        k = max(1, math.ceil(math.log(self.scale_range) / math.log(self.scale_step) - 1e-9))
         return tuple(expected * self.scale_step**i for i in range(-k, k + 1))
 
     def to_dict(self) -> dict[str, Any]:

@@ -104,7 +104,11 @@ class RotatedCase:
 def _grey_u8(img: np.ndarray) -> np.ndarray:
     a = np.asarray(img)
     if a.ndim == 3:
-        a = cv2.cvtColor(np.ascontiguousarray(a[:, :, :3]), cv2.COLOR_RGB2GRAY) if a.shape[2] >= 3 else a[:, :, 0]
+        a = (
+            cv2.cvtColor(np.ascontiguousarray(a[:, :, :3]), cv2.COLOR_RGB2GRAY)
+            if a.shape[2] >= 3
+            else a[:, :, 0]
+        )
     return np.clip(a, 0, 255).astype(np.uint8)
 
 
@@ -151,11 +155,15 @@ def rotated_case(
     s = _grey_u8(sar) if np.asarray(sar).dtype == np.uint8 else np.asarray(sar, dtype=np.float32)
     o = _grey_u8(opt)
     if base is not None:
-        o = cv2.warpAffine(o, np.asarray(base, dtype=np.float64)[:2], (s.shape[1], s.shape[0]), flags=cv2.INTER_LINEAR)
+        o = cv2.warpAffine(
+            o, np.asarray(base, dtype=np.float64)[:2], (s.shape[1], s.shape[0]), flags=cv2.INTER_LINEAR
+        )
     h, w = s.shape[:2]
     margin = max_shift + 1
     if h < size + 2 * margin or w < size + 2 * margin:
-        raise InputError(f"images of {w}x{h} are too small for {size}-pixel cases with {max_shift}-pixel shifts")
+        raise InputError(
+            f"images of {w}x{h} are too small for {size}-pixel cases with {max_shift}-pixel shifts"
+        )
     x0 = int(rng.integers(margin, w - size - margin + 1))
     y0 = int(rng.integers(margin, h - size - margin + 1))
     dx, dy = (int(v) for v in rng.integers(-max_shift, max_shift + 1, size=2))
@@ -180,9 +188,8 @@ def rotated_case(
 
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:  # pragma: no cover
-        return img
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+    return img if out is None else np.asarray(out)
 
 
 def _border_runs(img: np.ndarray, thr: float) -> np.ndarray:
@@ -198,8 +205,10 @@ def _border_runs(img: np.ndarray, thr: float) -> np.ndarray:
     r1 = img[-2:].max(axis=0)
     c0 = img[:, :2].max(axis=1)
     c1 = img[:, -2:].max(axis=1)
-    return np.array([run(r0), run(r0[::-1]), run(r1), run(r1[::-1]), run(c0), run(c0[::-1]), run(c1), run(c1[::-1])],
-                    dtype=np.float64)
+    return np.array(
+        [run(r0), run(r0[::-1]), run(r1), run(r1[::-1]), run(c0), run(c0[::-1]), run(c1), run(c1[::-1])],
+        dtype=np.float64,
+    )
 
 
 @lru_cache(maxsize=4)
@@ -210,13 +219,20 @@ def _run_table(size: int, step: float, fill_threshold: float) -> tuple[np.ndarra
     grey = np.full((size, size), 128.0, np.float32)
     rows = []
     for a in angles:
-        m = cv2.warpAffine(grey, cv2.getRotationMatrix2D((c, c), float(a), 1.0), (size, size),
-                           flags=cv2.INTER_LINEAR, borderValue=0.0)
+        m = cv2.warpAffine(
+            grey,
+            cv2.getRotationMatrix2D((c, c), float(a), 1.0),
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderValue=0.0,
+        )
         rows.append(_border_runs(m, fill_threshold))
     return angles, np.array(rows)
 
 
-def wedge_rotation(patch: np.ndarray, fill_threshold: float = 12.0, step: float = 0.05) -> tuple[float, float]:
+def wedge_rotation(
+    patch: np.ndarray, fill_threshold: float = 12.0, step: float = 0.05
+) -> tuple[float, float]:
     """Rotation (0-90 degrees) of a square patch rotated about its centre with its size kept, from its wedges.
 
     The black wedges left in the corners meet the border rows and columns at distances from the corners that

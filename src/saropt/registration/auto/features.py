@@ -164,7 +164,7 @@ def image_gradients(
     """
     f = _fill_invalid(to_float_image(img), valid)
     if operator == "ratio":
-        return ratio_gradients(f, max(1, int(round(1.5 * sigma))))
+        return ratio_gradients(f, max(1, round(1.5 * sigma)))
     if operator == "log_gaussian":
         return gaussian_gradients(_log_image(f, valid), sigma)
     if operator == "gaussian":

@@ -23,7 +23,9 @@ from saropt.registration.auto.features import erode, image_gradients
 logger = logging.getLogger(__name__)
 
 
-def structure_response(img: np.ndarray, valid: np.ndarray | None, sigma: float, integration: float) -> np.ndarray:
+def structure_response(
+    img: np.ndarray, valid: np.ndarray | None, sigma: float, integration: float
+) -> np.ndarray:
     """Shi-Tomasi response: the smaller eigenvalue of the smoothed structure tensor.
 
     Args:

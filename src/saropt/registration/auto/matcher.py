@@ -91,9 +91,10 @@ class MatchResult:
 
 def _box_sums(a: np.ndarray, t: int, dtype: type = np.float32) -> np.ndarray:
     """Sums of ``a`` over every ``t x t`` box along the last two axes (valid positions only)."""
-    c = np.cumsum(np.cumsum(a, axis=-1, dtype=dtype), axis=-2)
+    c: np.ndarray = np.cumsum(np.cumsum(a, axis=-1, dtype=dtype), axis=-2)
     c = np.pad(c, [(0, 0)] * (a.ndim - 2) + [(1, 0), (1, 0)])
-    return c[..., t:, t:] - c[..., :-t, t:] - c[..., t:, :-t] + c[..., :-t, :-t]
+    out: np.ndarray = c[..., t:, t:] - c[..., :-t, t:] - c[..., t:, :-t] + c[..., :-t, :-t]
+    return out
 
 
 def window_variance(features: np.ndarray, t: int) -> np.ndarray:
@@ -107,15 +108,17 @@ def window_variance(features: np.ndarray, t: int) -> np.ndarray:
         ``(H - t + 1, W - t + 1)`` float32: ``sum_c (sum_box f_c^2 - (sum_box f_c)^2 / t^2)``; entry ``[y, x]``
         is the box whose top-left pixel is ``(x, y)`` (zeros when the image is smaller than a box).
     """
-    c, h, w = features.shape
+    _c, h, w = features.shape
     if h < t or w < t:
         return np.zeros((max(h - t + 1, 0), max(w - t + 1, 0)), np.float32)
-    sq = np.zeros((h, w), np.float64)
-    lin = np.zeros((h, w), np.float64)
+    sq: np.ndarray = np.zeros((h, w), np.float64)
+    lin: np.ndarray = np.zeros((h, w), np.float64)
     for ch in features:
         f = ch.astype(np.float64)
         # anchor (0, 0): output[y, x] sums rows y..y+t-1 and columns x..x+t-1
-        b = cv2.boxFilter(f, cv2.CV_64F, (t, t), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        b = cv2.boxFilter(
+            f, cv2.CV_64F, (t, t), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT
+        )
         lin += b * b
         sq += f * f
     sq = cv2.boxFilter(sq, cv2.CV_64F, (t, t), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
@@ -140,7 +143,7 @@ def correlation_surfaces(
     Convention:
         Shift ``(dx, dy)`` compares template pixel ``(u, v)`` with window pixel ``(u + r + dx, v + r + dy)``.
     """
-    n, c, t, _ = templates.shape
+    _n, _c, t, _ = templates.shape
     s = windows.shape[-1]
     k = s - t + 1
     t0 = templates - templates.mean(axis=(2, 3), keepdims=True)
@@ -206,7 +209,9 @@ def analyse_surfaces(surface: np.ndarray, params: MatchParams) -> dict[str, np.n
     # Second peak: highest local maximum outside the exclusion disk.
     locmax = surface >= ndimage.maximum_filter(surface, size=(1, 3, 3), mode="nearest")
     yy, xx = np.mgrid[0:k, 0:k]
-    far = (yy[None] - iy[:, None, None]) ** 2 + (xx[None] - ix[:, None, None]) ** 2 > params.exclusion_radius**2
+    far = (yy[None] - iy[:, None, None]) ** 2 + (
+        xx[None] - ix[:, None, None]
+    ) ** 2 > params.exclusion_radius**2
     cand = np.where(locmax & far, surface, -1.0).reshape(n, k * k)
     if n == 0:
         second = np.zeros(0)
@@ -255,9 +260,9 @@ def match_stacks(
         for k, v in analyse_surfaces(surf, params).items():
             out.setdefault(k, []).append(v)
     if n == 0:
-        k = 2 * params.search_radius + 1
-        return analyse_surfaces(np.zeros((0, k, k), np.float32), params)
-    return {k: np.concatenate(v) for k, v in out.items()}
+        side = 2 * params.search_radius + 1
+        return analyse_surfaces(np.zeros((0, side, side), np.float32), params)
+    return {key: np.concatenate(v) for key, v in out.items()}
 
 
 def _result(res: dict[str, np.ndarray], ok: np.ndarray) -> MatchResult:
@@ -277,7 +282,12 @@ def _result(res: dict[str, np.ndarray], ok: np.ndarray) -> MatchResult:
     rel[idx] = res["reliability"]
     usable = ok & inside
     return MatchResult(
-        offset=offset, peak=peak, second=second, psr=psr, reliability=np.where(usable, rel, 0.0), usable=usable
+        offset=offset,
+        peak=peak,
+        second=second,
+        psr=psr,
+        reliability=np.where(usable, rel, 0.0),
+        usable=usable,
     )
 
 
@@ -316,7 +326,7 @@ def match_points(
     if ref_features.shape != tgt_features.shape:
         raise InputError(f"feature shapes differ: {ref_features.shape} vs {tgt_features.shape}")
     pts = np.rint(np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
-    c, h, w = ref_features.shape
+    _c, h, w = ref_features.shape
     t, r = int(params.template_size), int(params.search_radius)
     if t < 4 or r < 1:
         raise InputError(f"template_size must be >= 4 and search_radius >= 1, got {t} and {r}")

@@ -83,7 +83,9 @@ def _prior_matrix(prior: Transform, region: Window) -> np.ndarray:
 
 def _check_texture(img: np.ndarray, valid: np.ndarray, what: str) -> None:
     if valid.sum() < 16:
-        raise NoOverlapError(f"the {what} image has no valid pixels in the area to register; check nodata/region")
+        raise NoOverlapError(
+            f"the {what} image has no valid pixels in the area to register; check nodata/region"
+        )
     v = img[valid]
     if float(v.std()) <= 1e-6 * (abs(float(v.mean())) + 1e-3):
         raise RegistrationError(f"{what} image: {BLANK_MESSAGE}")
@@ -169,8 +171,15 @@ def _fit_affine(pr: PassResult, threshold: float, config: AutoConfig) -> tuple[n
         return None, n
     opt, sar, w = pr.opt_xy[keep], pr.sar_xy[keep], pr.reliability[keep]
     try:
-        res = ransac(opt, sar, "affine", threshold_px=threshold, max_iterations=config.ransac_iterations,
-                     seed=config.seed, probabilities=w)
+        res = ransac(
+            opt,
+            sar,
+            "affine",
+            threshold_px=threshold,
+            max_iterations=config.ransac_iterations,
+            seed=config.seed,
+            probabilities=w,
+        )
         inl = res.inliers
         if int(inl.sum()) < config.min_inliers:
             return None, int(inl.sum())
@@ -450,20 +459,31 @@ def auto_tiepoints(
     from saropt.registration.ransac import ransac
 
     sub = tp.subset(reliable)
-    res = ransac(sub.opt_xy, sub.sar_xy, "affine", threshold_px=config.ransac_threshold_px,
-                 max_iterations=config.ransac_iterations, seed=config.seed, probabilities=sub.score)
-    n_indep = independent_count(sub.sar_xy[res.inliers], sub.score[res.inliers], config.template_size / 2.0)
+    sub_score = sub.score if sub.score is not None else np.ones(len(sub))
+    res = ransac(
+        sub.opt_xy,
+        sub.sar_xy,
+        "affine",
+        threshold_px=config.ransac_threshold_px,
+        max_iterations=config.ransac_iterations,
+        seed=config.seed,
+        probabilities=sub_score,
+    )
+    n_indep = independent_count(sub.sar_xy[res.inliers], sub_score[res.inliers], config.template_size / 2.0)
     if n_indep < config.min_inliers:
         raise RegistrationError(
             _too_few_message(n_rel, am.n_candidates, config, "affine", 3, n_indep).replace(
-                "inliers after RANSAC, got", "independent inliers after RANSAC (templates not overlapping), got"
+                "inliers after RANSAC, got",
+                "independent inliers after RANSAC (templates not overlapping), got",
             )
         )
     tp = replace(tp, meta={**tp.meta, "n_independent_inliers_affine": n_indep})
     return tp if config.keep_unreliable else tp.subset(reliable)
 
 
-def _too_few_message(n_rel: int, n_cand: int, config: AutoConfig, model: str, need: int, n_in: int | None = None) -> str:
+def _too_few_message(
+    n_rel: int, n_cand: int, config: AutoConfig, model: str, need: int, n_in: int | None = None
+) -> str:
     got = "" if n_in is None else f", got {n_in}"
     return (
         f"found {n_rel} reliable tie points of {n_cand} candidates (reliability >= {config.min_reliability:g}); "
@@ -514,8 +534,10 @@ def register(
 
     config = config or AutoConfig()
     if model == "identity":
-        raise InputError("model 'identity' needs no registration; choose similarity, affine, projective, "
-                         "polynomial2 or tps")
+        raise InputError(
+            "model 'identity' needs no registration; choose similarity, affine, projective, "
+            "polynomial2 or tps"
+        )
     cls = model_class(model)  # InputError for unknown models, before any work
     t0 = time.perf_counter()
     am = match_auto(sar, opt, region=region, prior=prior, config=config)
@@ -549,8 +571,10 @@ def register(
     n_indep = independent_count(tp.sar_xy[inliers], score[inliers], config.template_size / 2.0)
     if n_indep < need:
         raise RegistrationError(
-            _too_few_message(n_rel, am.n_candidates, config, model, cls.min_points, n_indep)
-            .replace("inliers after RANSAC, got", "independent inliers after RANSAC (templates not overlapping), got")
+            _too_few_message(n_rel, am.n_candidates, config, model, cls.min_points, n_indep).replace(
+                "inliers after RANSAC, got",
+                "independent inliers after RANSAC (templates not overlapping), got",
+            )
         )
     residuals = np.sqrt(((reg.transform.forward(tp.opt_xy) - tp.sar_xy) ** 2).sum(axis=1))
     meta = {

@@ -147,7 +147,7 @@ class LevelMatcher:
         if key not in self._opt_cache:
             win = self.opt.window
             img, val = self.opt.read_level(win, key)
-            h, w = img.shape
+            _h, w = img.shape
             self._opt_cache[key] = (img, val, float(win.width) / w)
         img, val, fo = self._opt_cache[key]
         fo_y = float(self.opt.height) / img.shape[0]
@@ -200,7 +200,7 @@ class LevelMatcher:
             reliability=res.reliability,
             usable=res.usable,
             peak=res.peak,
-            n_candidates=int(len(pts)),
+            n_candidates=len(pts),
             centres=_apply(from_level, pts),
             texture=texture,
         )
@@ -259,8 +259,12 @@ def match_chips(
         k += len(members)
         ys = pts[members, 1]
         xs = pts[members, 0]
-        swin = Window(int(xs.min()) - lo, int(ys.min()) - lo, int(xs.max() - xs.min()) + size,
-                      int(ys.max() - ys.min()) + size)
+        swin = Window(
+            int(xs.min()) - lo,
+            int(ys.min()) - lo,
+            int(xs.max() - xs.min()) + size,
+            int(ys.max() - ys.min()) + size,
+        )
         s_img, s_val = sar.read(swin)
         owin = optical_window_for(tr, swin, margin=3)
         o_img, o_val = opt.read(owin) if owin.width > 0 and owin.height > 0 else (None, None)

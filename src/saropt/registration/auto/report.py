@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 PRIORS = ("geocoding", "none")
 
 
-def result_dict(reg: Any, *, seconds: float, sar: str | None = None, optical: str | None = None) -> dict[str, Any]:
+def result_dict(
+    reg: Any, *, seconds: float, sar: str | None = None, optical: str | None = None
+) -> dict[str, Any]:
     """The RESULT.json content of a registration.
 
     Args:
@@ -93,10 +95,9 @@ def write_json(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
     """Write JSON atomically (temporary file in the same folder, then rename)."""
     from saropt.io.images import atomic_path
 
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
 
 
 def _to_u8(img: np.ndarray, valid: np.ndarray, log: bool) -> np.ndarray:
@@ -184,7 +185,7 @@ def write_overview(
     from saropt.viz.overview import overview_image, save_png
 
     sar_u8, opt_u8, fx, fy = overview_arrays(sar, opt, reg.transform)
-    up = max(1, int(math.ceil(min_size / max(sar_u8.shape))))
+    up = max(1, math.ceil(min_size / max(sar_u8.shape)))
     if up > 1:
         size = (sar_u8.shape[1] * up, sar_u8.shape[0] * up)
         sar_u8 = cv2.resize(sar_u8, size, interpolation=cv2.INTER_NEAREST)
@@ -194,7 +195,7 @@ def write_overview(
     min_rel = float(reg.meta.get("min_reliability", 0.5))
     show = np.ones(len(tp), bool) if tp.score is None else tp.score >= min_rel
     pts = np.stack([(tp.sar_xy[:, 0] + 0.5) / fx - 0.5, (tp.sar_xy[:, 1] + 0.5) / fy - 0.5], axis=1)
-    tile = max(16, int(round(min(sar_u8.shape) / 8)))
+    tile = max(16, round(min(sar_u8.shape) / 8))
     img = overview_image(
         sar_u8,
         opt_u8,

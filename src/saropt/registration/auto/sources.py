@@ -72,7 +72,7 @@ def decimate(img: np.ndarray, valid: np.ndarray, factor: float) -> tuple[np.ndar
     if factor <= 1.0 + 1e-9:
         return img.astype(np.float32, copy=False), valid
     h, w = img.shape
-    size = (max(1, int(round(w / factor))), max(1, int(round(h / factor))))
+    size = (max(1, round(w / factor)), max(1, round(h / factor)))
     filled = np.where(valid, img, 0.0).astype(np.float32)
     num = cv2.resize(filled, size, interpolation=cv2.INTER_AREA)
     den = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA)
@@ -146,7 +146,7 @@ class Source:
         """
         if factor <= 1.0 + 1e-9:
             return self.read(window)
-        th, tw = max(1, int(round(window.height / factor))), max(1, int(round(window.width / factor)))
+        th, tw = max(1, round(window.height / factor)), max(1, round(window.width / factor))
         if self.array is not None:
             img, val = self.read(window)
             img2, val2 = decimate(img, val, factor)
@@ -216,7 +216,9 @@ def make_source(obj: object, role: str, nodata: float | None, max_pixels: int = 
         else:
             a = a.astype(np.float32).mean(axis=2)
     if a.ndim != 2 or a.size == 0:
-        raise InputError(f"{role} image must be a 2-D array or a band stack, got shape {np.shape(obj)}")
+        raise InputError(
+            f"{role} image must be a 2-D array or a band stack, got shape {np.asarray(obj).shape}"
+        )
     a = a.astype(np.float32)
     valid = np.isfinite(a)
     if nodata is not None:
