@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from saropt.cli.options import echo_json, progress_enabled
+from saropt.cli.options import echo_json, progress_enabled, train_progress
 
 logger = logging.getLogger(__name__)
 
@@ -28,37 +26,13 @@ def detect() -> None:
     """
 
 
-@contextmanager
-def _train_bar(ctx: click.Context) -> Iterator[Callable[[dict[str, Any]], None] | None]:
-    if not progress_enabled(ctx):
-        yield None
-        return
-    from tqdm.auto import tqdm
+def _epoch_line(ev: dict[str, Any]) -> str:
+    extra = f", val AP50 {ev['val_ap50']:.4f}" if "val_ap50" in ev else ""
+    return f"epoch {ev['epoch']}/{ev['epochs']}: loss {ev['train_loss']:.4f}{extra} ({ev['seconds']:.0f} s)"
 
-    bar: list[Any] = [None]
 
-    def update(ev: dict[str, Any]) -> None:
-        if ev["event"] == "step":
-            desc = f"epoch {ev['epoch']}/{ev['epochs']}"
-            if bar[0] is None or bar[0].desc != desc:
-                if bar[0] is not None:
-                    bar[0].close()
-                bar[0] = tqdm(total=ev["steps"], desc=desc, unit="batch", leave=False)
-            bar[0].n = ev["step"]
-            bar[0].set_postfix(loss=f"{ev['loss']:.3f}")
-            bar[0].refresh()
-        elif ev["event"] == "epoch":
-            if bar[0] is not None:
-                bar[0].close()
-                bar[0] = None
-            extra = f", val AP50 {ev['val_ap50']:.4f}" if "val_ap50" in ev else ""
-            tqdm.write(f"epoch {ev['epoch']}/{ev['epochs']}: loss {ev['train_loss']:.4f}{extra} ({ev['seconds']:.0f} s)")
-
-    try:
-        yield update
-    finally:
-        if bar[0] is not None:
-            bar[0].close()
+def _train_bar(ctx: click.Context) -> Any:
+    return train_progress(ctx, _epoch_line)
 
 
 @detect.command("train")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
-from saropt.cli.options import progress_enabled
+from saropt.cli.options import progress_enabled, train_progress
 
 logger = logging.getLogger(__name__)
 
@@ -24,45 +25,17 @@ def match() -> None:
     """
 
 
-@contextmanager
-def _train_bar(ctx: click.Context) -> Iterator[Callable[[dict[str, Any]], None] | None]:
-    if not progress_enabled(ctx):
-        yield None
-        return
-    from tqdm.auto import tqdm
+def _epoch_line(ev: dict[str, Any]) -> str:
+    auc = ev.get("val_roc_auc")
+    return (
+        f"epoch {ev['epoch']}/{ev['epochs']}: loss {ev['train_loss']:.4f}"
+        + (f", val AUC {auc:.3f}, val acc {ev['val_accuracy']:.3f}" if auc is not None else "")
+        + f" ({ev['seconds']:.0f} s, {ev['pairs_per_s']:.1f} pairs/s)"
+    )
 
-    bar: list[Any] = [None]
 
-    def update(ev: dict[str, Any]) -> None:
-        if ev["event"] == "step":
-            if bar[0] is None or bar[0].desc != f"epoch {ev['epoch']}/{ev['epochs']}":
-                if bar[0] is not None:
-                    bar[0].close()
-                bar[0] = tqdm(
-                    total=ev["steps"],
-                    desc=f"epoch {ev['epoch']}/{ev['epochs']}",
-                    unit="batch",
-                    initial=ev["step"] - 1,
-                    leave=False,
-                )
-            bar[0].update(1)
-            bar[0].set_postfix(loss=f"{ev['loss']:.4f}")
-        elif ev["event"] == "epoch":
-            if bar[0] is not None:
-                bar[0].close()
-                bar[0] = None
-            auc = ev.get("val_roc_auc")
-            tqdm.write(
-                f"epoch {ev['epoch']}/{ev['epochs']}: loss {ev['train_loss']:.4f}"
-                + (f", val AUC {auc:.3f}, val acc {ev['val_accuracy']:.3f}" if auc is not None else "")
-                + f" ({ev['seconds']:.0f} s, {ev['pairs_per_s']:.1f} pairs/s)"
-            )
-
-    try:
-        yield update
-    finally:
-        if bar[0] is not None:
-            bar[0].close()
+def _train_bar(ctx: click.Context) -> Any:
+    return train_progress(ctx, _epoch_line)
 
 
 @match.command("train")

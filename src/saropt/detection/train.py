@@ -23,6 +23,7 @@ import numpy as np
 
 from saropt.detection.config import RESUMABLE_CHANGES, DetectTrainConfig
 from saropt.errors import ConfigError, EmptyResultError, OutputExistsError, require
+from saropt.matching.train import resolve_device  # one device rule for every trainer
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +51,6 @@ class TrainResult:
     history: list[dict[str, Any]]
     checkpoint: Path
     init: dict[str, Any]
-
-
-def resolve_device(name: str) -> Any:
-    """``auto`` -> CUDA when available, else CPU; otherwise ``torch.device(name)``.
-
-    Raises:
-        ConfigError: an unknown device or CUDA requested without a GPU.
-    """
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no GPU is available; use device=auto or cpu")
-    return dev
 
 
 def training_records(cfg: DetectTrainConfig, split: str | None = None) -> list[Any]:
