@@ -30,6 +30,7 @@ from saropt.quality import (
     to_uint64,
 )
 from saropt.quality.regcheck import registration_check
+from saropt.quality.seamline import seam_context
 
 N = 256
 
@@ -294,6 +295,61 @@ class TestSeamline:
             rgb[side] += 40.0
             sigma0[side] *= 4.0  # +6 dB: the boundary shows in the SAR too
             assert not decide(patch_scores(speckle(rng, sigma0), u8(rgb), None))[0]["seamline"]
+
+
+class TestSeamlineContext:
+    """With the unit around the patch: a seamline runs on, a field boundary (the common false alarm) ends."""
+
+    M = 3 * N  # a 768 px area, the patch in its middle
+
+    def area(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        rgb, sigma0 = fields(rng, n=self.M, lo=110, hi=140)
+        return rgb, sigma0
+
+    def score(self, sar: np.ndarray, rgb: np.ndarray, context: bool) -> dict[str, float]:
+        ctx = seam_context(sar, u8(rgb), None, 16).at((N, N)) if context else None
+        sl = (slice(N, 2 * N), slice(N, 2 * N))
+        return patch_scores(sar[sl], u8(rgb[sl]), None, None, ctx)
+
+    def test_long_seamline_still_flagged(self) -> None:
+        flagged = 0
+        for seed in range(8):
+            rng = np.random.default_rng(700 + seed)
+            rgb, sigma0 = self.area(rng)
+            angle = rng.uniform(0, 180)
+            t = np.deg2rad(angle)
+            yy, xx = np.mgrid[0 : self.M, 0 : self.M]
+            side = (xx - 383.5) * np.sin(t) + (yy - 383.5) * np.cos(t) > rng.uniform(-30, 30)
+            sar = speckle(rng, sigma0)
+            scores = self.score(sar, rgb + 60 * side[..., None], context=True)
+            if decide(scores)[0]["seamline"]:
+                flagged += 1
+                assert angle_diff(scores["seamline_angle"], angle) <= 7.5
+        assert flagged >= 7, flagged
+
+    def test_field_boundary_inside_patch_not_flagged_with_context(self) -> None:
+        alone = with_context = 0
+        for seed in range(8):
+            rng = np.random.default_rng(800 + seed)
+            rgb, sigma0 = self.area(rng)
+            # a field across the patch, brighter by 60 grey levels and invisible in the SAR, that ends 30 px
+            # beyond the patch on either side
+            y0 = int(rng.integers(N + 60, N + 120))
+            rgb[y0 : y0 + 120, N - 30 : 2 * N + 30] += 60.0
+            sar = speckle(rng, sigma0)
+            alone += decide(self.score(sar, rgb, context=False))[0]["seamline"]
+            with_context += decide(self.score(sar, rgb, context=True))[0]["seamline"]
+        assert alone >= 4  # the patch-only detector takes the field's edge for a seamline
+        assert with_context == 0
+
+    def test_context_of_a_patch_sized_area_changes_nothing(self) -> None:
+        rng = np.random.default_rng(900)
+        rgb, sigma0 = fields(rng)
+        _, side = half_plane(rng)
+        sar = speckle(rng, sigma0)
+        opt = u8(rgb + 60 * side[..., None])
+        ctx = seam_context(sar, opt, None, 16)
+        assert patch_scores(sar, opt, None, None, ctx)["seamline"] == patch_scores(sar, opt, None)["seamline"]
 
 
 # ----------------------------------------------------------------------------------------------- regcheck

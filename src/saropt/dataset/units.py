@@ -169,6 +169,7 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
     if opt_u8.ndim == 3 and opt_u8.shape[2] == 1:
         opt_u8 = opt_u8[:, :, 0]
     valid = sar_valid & opt_valid
+    context = _seam_context(sar_u8, opt_u8, valid, cfg.patch_size, qcfg)
 
     records: list[dict[str, Any]] = []
     n_kept = 0
@@ -177,7 +178,7 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
         s8 = np.ascontiguousarray(sar_u8[rs, cs])
         o8 = np.ascontiguousarray(opt_u8[rs, cs])
         v = valid[rs, cs]
-        scores = patch_scores(s8, o8, v, qcfg)
+        scores = patch_scores(s8, o8, v, qcfg, None if context is None else context.at((cs.start, rs.start)))
         flags, reasons = decide(scores, qcfg)
         kept = not any(flags.values())
         n_kept += kept
@@ -216,6 +217,16 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(record, separators=(",", ":")))
     return UnitResult(unit.uid, len(records), n_kept)
+
+
+def _seam_context(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray, patch: int, qcfg: Any) -> Any:
+    """Block means of the whole unit, to follow seamline candidates beyond their patch (None: filter off)."""
+    if "seamline" not in qcfg.enabled:
+        return None
+    from saropt.quality.prep import block_size_for
+    from saropt.quality.seamline import COARSEN, seam_context
+
+    return seam_context(sar, opt, valid, COARSEN * block_size_for(patch, patch))
 
 
 def write_patch_png(path: Path, img: np.ndarray, level: int, fast: bool) -> None:

@@ -23,7 +23,7 @@ from saropt.quality.config import FILTERS, QualityConfig
 from saropt.quality.duplicates import phash, to_int64
 from saropt.quality.prep import prepare_pair
 from saropt.quality.regcheck import check_prepared
-from saropt.quality.seamline import seamline_score
+from saropt.quality.seamline import SeamContext, seamline_score
 from saropt.quality.texture import texture_scores
 
 __all__ = ["FILTERS", "SCORE_KEYS", "decide", "duplicate_reason", "patch_scores"]
@@ -49,7 +49,11 @@ _NAN = float("nan")
 
 
 def patch_scores(
-    sar: np.ndarray, opt: np.ndarray, valid: np.ndarray | None, cfg: QualityConfig | None = None
+    sar: np.ndarray,
+    opt: np.ndarray,
+    valid: np.ndarray | None,
+    cfg: QualityConfig | None = None,
+    seam_context: SeamContext | None = None,
 ) -> dict[str, Any]:
     """All quality scores of one patch pair.
 
@@ -66,6 +70,9 @@ def patch_scores(
         opt: ``(H, W, 3)`` (RGB) or ``(H, W)`` uint8 optical patch warped onto the SAR grid.
         valid: ``(H, W)`` bool, True where both SAR and warped optical are valid; ``None`` = all valid.
         cfg: thresholds and enabled filters (defaults when ``None``).
+        seam_context: block means of the area around the patch, placed at the patch
+            (:func:`saropt.quality.seamline.seam_context`, then ``.at(origin)``): a seamline candidate must then
+            run on beyond the patch. ``None`` judges the patch alone, which also flags straight field boundaries.
 
     Returns:
         A dict with the keys of :data:`SCORE_KEYS`:
@@ -102,7 +109,7 @@ def patch_scores(
         t = _NAN
 
     if "seamline" in enabled:
-        score, angle = seamline_score(pair.sar_blocks, pair.opt_blocks, pair.sar_noise)
+        score, angle = seamline_score(pair.sar_blocks, pair.opt_blocks, pair.sar_noise, seam_context)
         scores.update(seamline=score, seamline_angle=angle)
 
     if "regcheck" in enabled:

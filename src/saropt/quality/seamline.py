@@ -35,6 +35,17 @@ and 3% exceeded 30: coasts, airports and mountain shading, real optical boundari
 Raise ``seamline_max`` for rugged or coastal scenes if the rejected/ review shows such patches. A seamline
 that runs along an edge the SAR shows (a road, a coast) is not detected: only unexplained steps are.
 
+With context (a build passes its whole unit, :func:`seam_context`): a seamline runs on for kilometres with one
+sign, while the common false alarm, a straight boundary between fields of different colour but similar
+backscatter, ends or changes sign within a few hundred metres. The strongest distinct candidate lines of the
+patch are followed ``EXTEND`` (3) patch sides long, and each keeps the smaller of its patch step and the lower
+quartile of its step along the whole followed line. Measured on saropt's synthetic 8000 px scene (farmland,
+a +26..33 grey-level seamline, fields differing by up to 100): patches more than 181 px from the seam flagged
+29.8% without context and 2.9% with it; patches whose centre is within 64 px of the seam flagged 52% and 7%.
+Without context that 52% was chance (the same rate as far away: the detected angle was mostly a field
+boundary's); a seam that weak among fields that strong is beyond this detector, while +60 seams on the tests'
+textured fields are still found in at least 7 of 8 areas.
+
 Convention:
     Arrays are in the SAR patch's pixel grid (x = column, y = row, 0-based, pixel centres at integers). The
     reported angle is the direction of the line in degrees counter-clockwise from the +x (column) axis as seen
@@ -43,6 +54,7 @@ Convention:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -64,6 +76,14 @@ SHARPNESS = 2.0
 SUPPORT_Z = (2.0, 4.0)
 #: a SAR step up to this many detector blocks (16 px each at 256 px) beside the line supports it
 SUPPORT_REACH = 2
+#: with context: the strongest distinct lines followed beyond the patch
+CANDIDATES = 6
+#: with context: length of the followed line, in patch sides, centred on the patch
+EXTEND = 3.0
+#: with context: fewest valid samples on the followed line, in patch sides, to judge it
+MIN_EXTENDED = 1.5
+#: with context: blocks with less than this valid fraction are missing
+MIN_VALID = 0.5
 
 
 def _max_filter_lines(a: np.ndarray, reach: int) -> np.ndarray:
@@ -100,13 +120,22 @@ def _line_maps(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.vstack(maps_x).astype(np.float32), np.vstack(maps_y).astype(np.float32), angles
 
 
-def seamline_score(sar_blocks: np.ndarray, opt_blocks: np.ndarray, sar_noise: float) -> tuple[float, float]:
+def seamline_score(
+    sar_blocks: np.ndarray,
+    opt_blocks: np.ndarray,
+    sar_noise: float,
+    context: SeamContext | None = None,
+) -> tuple[float, float]:
     """Largest optical straight-line step without SAR support, in grey levels.
 
     Args:
         sar_blocks: ``(h, w)`` SAR block means (NaN = missing), see :mod:`saropt.quality.prep`.
         opt_blocks: ``(h, w, C)`` optical block means on the same blocks (C = 1 or 3).
         sar_noise: noise (speckle) standard deviation of one SAR block mean, grey levels.
+        context: block means of the area around the patch placed at the patch (:func:`seam_context`, then
+            :meth:`SeamContext.at`): the ``CANDIDATES`` strongest distinct lines are followed ``EXTEND`` patch
+            sides long, and each keeps the smaller of its patch step and its consistent step along the extended
+            line. ``None`` judges the patch alone.
 
     Returns:
         ``(score, angle_deg)``: the score (0 when no line shows an unexplained step; NaN when the patch is too
@@ -184,7 +213,128 @@ def seamline_score(sar_blocks: np.ndarray, opt_blocks: np.ndarray, sar_noise: fl
     z = sar_step / max(band_noise, 1e-3)
     support = np.clip((z - SUPPORT_Z[0]) / (SUPPORT_Z[1] - SUPPORT_Z[0]), 0.0, 1.0)
     unexplained = opt_step * (1.0 - support)[..., None]
-    best = int(np.argmax(unexplained))
-    score = float(unexplained.flat[best])
-    angle = float(angles[np.unravel_index(best, unexplained.shape)[0]])
+    if context is None:
+        best = int(np.argmax(unexplained))
+        score = float(unexplained.flat[best])
+        angle = float(angles[np.unravel_index(best, unexplained.shape)[0]])
+        return score, (angle if score > 0 else float("nan"))
+
+    # With context: a seamline runs on well beyond the patch with the same sign; a field or land-cover boundary
+    # ends (or changes sign) within a few hundred metres. Follow the strongest distinct candidates through the
+    # context; a candidate keeps the smaller of its patch step and its step along the extended line.
+    per_line = unexplained.max(axis=2)  # (angle, line)
+    channel = unexplained.argmax(axis=2)
+    score, angle = 0.0, float("nan")
+    for _ in range(CANDIDATES):
+        a_i, l_i = np.unravel_index(int(np.argmax(per_line)), per_line.shape)
+        patch_step = float(per_line[a_i, l_i])
+        if patch_step <= score:
+            break  # following a line only lowers its step: none of the weaker ones can win
+        ch = int(channel[a_i, l_i])
+        sign = 1.0 if lower[a_i, l_i, ch] > 0 else -1.0
+        offset = l_i + b - 0.5 - (size - 1) / 2.0  # the line lies between columns l_i + b - 1 and l_i + b
+        ext = _extended_step(context, float(angles[a_i]), offset, n, ch, sign, float(beta[ch]))
+        value = patch_step if not np.isfinite(ext) else min(patch_step, max(ext, 0.0))
+        if value > score:
+            score, angle = value, float(angles[a_i])
+        for a_k in (a_i - 1, a_i, a_i + 1):  # the same boundary at a neighbouring angle or offset
+            per_line[a_k % N_ANGLES, max(l_i - 2, 0) : l_i + 3] = -1.0
     return score, (angle if score > 0 else float("nan"))
+
+
+@dataclass(frozen=True)
+class SeamContext:
+    """Detector-block means of the area around a patch, to follow a candidate seamline beyond the patch.
+
+    Attributes:
+        stack: ``(Hc, Wc, C + 1)`` float32 detector-block means of the area (optical channels, then the SAR),
+            NaN where a block is mostly invalid; block ``(i, j)`` covers rows ``i*d .. i*d+d-1`` and columns
+            ``j*d .. j*d+d-1`` of the area, ``d = block_px``.
+        block_px: detector block size ``d`` in pixels (``COARSEN`` quality blocks: 16 px at 256 px).
+        origin: ``(x, y)`` of the patch's top-left pixel in the area's pixel grid.
+    """
+
+    stack: np.ndarray
+    block_px: int
+    origin: tuple[int, int] = (0, 0)
+
+    def at(self, origin: tuple[int, int]) -> SeamContext:
+        """The same context for the patch whose top-left pixel is ``origin = (x, y)`` (no copy)."""
+        return SeamContext(self.stack, self.block_px, (int(origin[0]), int(origin[1])))
+
+
+def seam_context(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray | None, block_px: int) -> SeamContext:
+    """Detector-block means of a whole area (e.g. a build unit) for :func:`seamline_score`.
+
+    Args:
+        sar: ``(H, W)`` uint8 SAR.
+        opt: ``(H, W, C)`` or ``(H, W)`` uint8 optical on the SAR grid.
+        valid: ``(H, W)`` bool validity (``None`` = all valid).
+        block_px: detector block size in pixels (``COARSEN * block_size_for(patch)``: 16 for 256 px patches).
+
+    Returns:
+        The context with ``origin = (0, 0)``; :meth:`SeamContext.at` places it for each patch.
+
+    Convention:
+        The area's pixel grid (x = column, y = row, 0-based); block ``(i, j)`` covers rows ``i*d .. i*d+d-1``.
+    """
+    h, w = sar.shape[:2]
+    d = int(block_px)
+    hc, wc = max(h // d, 1), max(w // d, 1)
+    o = opt if opt.ndim == 3 else opt[..., None]
+    n_opt = o.shape[2]
+    if h < d or w < d:
+        return SeamContext(np.full((hc, wc, n_opt + 1), np.nan, np.float32), d)
+    stack = np.empty((hc * d, wc * d, n_opt + 1), np.float32)  # optical channels first, SAR last
+    stack[..., :n_opt] = o[: hc * d, : wc * d]
+    stack[..., n_opt] = sar[: hc * d, : wc * d]
+    if valid is None or bool(np.all(valid)):
+        means = cv2.resize(stack, (wc, hc), interpolation=cv2.INTER_AREA)
+    else:
+        m = np.ascontiguousarray(valid[: hc * d, : wc * d], dtype=np.float32)
+        num = cv2.resize(stack * m[..., None], (wc, hc), interpolation=cv2.INTER_AREA)
+        den = cv2.resize(m, (wc, hc), interpolation=cv2.INTER_AREA)
+        means = num / np.maximum(den, 1e-6)[..., None]
+        means[den < MIN_VALID] = np.nan
+    return SeamContext(means.reshape(hc, wc, n_opt + 1), d)
+
+
+def _extended_step(
+    ctx: SeamContext, angle_deg: float, offset: float, n: int, ch: int, sign: float, beta: float
+) -> float:
+    """Consistent unexplained step of a patch's candidate line, followed through the context.
+
+    The line has direction ``angle_deg`` and lies ``offset`` detector blocks from the patch centre along its
+    normal; it is followed ``EXTEND`` patch sides long, centred on the patch. Along it the wide band step of
+    optical channel ``ch`` minus ``beta`` times the SAR's, times ``sign``, is sampled once per block; the
+    result is its ``STEP_QUANTILE`` quantile over the valid samples, or NaN when fewer than ``MIN_EXTENDED * n``
+    samples are valid (too little context to judge).
+    """
+    t = np.deg2rad(angle_deg)
+    ex, ey = np.cos(t), -np.sin(t)
+    px, py = -ey, ex
+    d = ctx.block_px
+    # The patch's detector grid is the context's shifted by origin / d blocks (block centres at integers).
+    cx = ctx.origin[0] / d + (n - 1) / 2.0
+    cy = ctx.origin[1] / d + (n - 1) / 2.0
+    half = EXTEND * n / 2.0
+    v = np.arange(-half, half + 1.0)
+    s = np.concatenate([np.arange(-BAND, 0), np.arange(0, BAND)]) + 0.5  # band columns across the line
+    xs = cx + (offset + s[:, None]) * px + v[None, :] * ex
+    ys = cy + (offset + s[:, None]) * py + v[None, :] * ey
+    sampled = cv2.remap(
+        ctx.stack,
+        xs.astype(np.float32),
+        ys.astype(np.float32),
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(np.nan,) * 4,
+    )
+    if sampled.ndim == 2:
+        sampled = sampled[..., None]
+    step = sampled[BAND:].mean(axis=0) - sampled[:BAND].mean(axis=0)  # (t, channel)
+    resid = sign * (step[:, ch] - beta * step[:, -1])
+    resid = resid[np.isfinite(resid)]
+    if resid.size < MIN_EXTENDED * n:
+        return float("nan")
+    return float(np.quantile(resid, STEP_QUANTILE))
