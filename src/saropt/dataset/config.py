@@ -108,9 +108,11 @@ class OutputConfig:
         geotiff: also write float32 GeoTIFF patches with the original values (SAR as read, optical warped) and
             the SAR window's georeferencing under ``geotiff/{sar,opt}/<n>.tif``.
         write_rejected: write rejected pairs under ``rejected/`` for review.
-        png_compression: zlib level of the PNGs (0-9; 1 is fast and near the best size for speckled SAR).
-        png_fast: encode with the SUB row filter and Huffman-only coding (2.5x faster than zlib's default
-            strategy, same file size on SAR and optical patches); ``false`` uses the default strategy.
+        png_compression: zlib level of the PNGs with ``png_fast: false`` (0-9).
+        png_fast: the fast encoder (ISA-L deflate when ``saropt[fast]`` is installed: about 2x faster than
+            OpenCV's fastest settings, smaller SAR files; else OpenCV's SUB filter with Huffman-only coding,
+            2.5x faster than zlib's default strategy); ``false`` uses zlib's default strategy at
+            ``png_compression``.
     """
 
     png: bool = True

@@ -232,28 +232,35 @@ def _seam_context(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray, patch: in
 def write_patch_png(path: Path, img: np.ndarray, level: int, fast: bool) -> None:
     """Write an 8-bit grey or RGB patch as PNG, atomically, with deterministic bytes.
 
-    ``fast`` uses the SUB row filter and Huffman-only coding: on speckled SAR and 256 px optical patches it
-    encodes about 2.5 times faster than zlib's default strategy at level 1, with files of the same size
-    (measured: 2.4 vs 6.0 ms per pair, 52 + 96 KB vs 52 + 98 KB). Any PNG decoder reads both.
+    ``fast`` uses :func:`saropt.io.png.encode_png` (numpy row filters and ISA-L deflate; SAR unfiltered, RGB
+    SUB) when the optional ``isal`` package is installed, else OpenCV with the SUB filter and Huffman-only
+    coding. Measured per 256 px pair: 1.1 ms and 42 + 97 KB with ISA-L; 2.3 ms and 51 + 88 KB with OpenCV's
+    fast settings; 6.0 ms and 52 + 98 KB with zlib's default strategy at ``level`` 1 (``fast=False``, which
+    honours ``level``). Any PNG decoder reads all of them.
     """
     import cv2
 
+    from saropt.io import png
     from saropt.io.images import ImageWriteError, atomic_path
 
-    a = img[:, :, ::-1] if img.ndim == 3 else img  # OpenCV encodes BGR
-    params = [cv2.IMWRITE_PNG_COMPRESSION, int(level)]
-    if fast:
-        params += [
-            cv2.IMWRITE_PNG_FILTER,
-            cv2.IMWRITE_PNG_FILTER_SUB,
-            cv2.IMWRITE_PNG_STRATEGY,
-            cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
-        ]
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), params)
-    if not ok:
-        raise ImageWriteError(f"cannot encode PNG {path}")
+    if fast and png.available():
+        data = png.encode_png(img)
+    else:
+        a = img[:, :, ::-1] if img.ndim == 3 else img  # OpenCV encodes BGR
+        params = [cv2.IMWRITE_PNG_COMPRESSION, int(level)]
+        if fast:
+            params += [
+                cv2.IMWRITE_PNG_FILTER,
+                cv2.IMWRITE_PNG_FILTER_SUB,
+                cv2.IMWRITE_PNG_STRATEGY,
+                cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+            ]
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), params)
+        if not ok:
+            raise ImageWriteError(f"cannot encode PNG {path}")
+        data = buf.tobytes()
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(buf.tobytes())
+        fh.write(data)
 
 
 def _local(w: Window, block: Window) -> tuple[slice, slice]:
