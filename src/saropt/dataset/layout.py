@@ -102,6 +102,10 @@ class Layout:
     def unit_record(self, unit_id: str) -> Path:
         return self.units_dir / f"{unit_id}.json"
 
+    def unit_view(self, unit_id: str) -> Path:
+        """The unit's block reduced to the overview's scale (see :mod:`saropt.dataset.overview`)."""
+        return self.units_dir / f"{unit_id}.view.npz"
+
     # -- final files ---------------------------------------------------------------------------------------------
     @property
     def index(self) -> Path:

@@ -155,17 +155,30 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
     """
     from saropt.io.images import atomic_path
     from saropt.quality import decide, patch_scores
-    from saropt.registration.warp import warp_optical
+    from saropt.registration.warp import warp_optical, warp_optical_u8
 
     sp, rp = plan.region_of(unit)
     cfg = plan.config
     out = cfg.outputs
     block = unit.block
 
-    sar_data, sar_valid = sp.sar.read(block, boundless=True)
-    sar_u8 = sp.sar_mapping.apply(sar_data, sar_valid)
-    opt_data, opt_valid = warp_optical(sp.opt, rp.registration.transform, block)
-    opt_u8 = sp.opt_mapping.apply(opt_data, opt_valid)
+    # 8-bit fast paths (no float copies) unless the float values are written too (GeoTIFF patches)
+    lut = None if out.geotiff or sp.sar.is_complex or sp.sar.iq else sp.sar_mapping.lut(sp.sar.dtype)
+    if lut is not None:
+        sar_data, sar_valid = sp.sar.read(block, boundless=True, native=True)
+        sar_u8 = sp.sar_mapping.apply_lut(sar_data, sar_valid, lut)
+    else:
+        sar_data, sar_valid = sp.sar.read(block, boundless=True)
+        sar_u8 = sp.sar_mapping.apply(sar_data, sar_valid)
+    fast_opt = None
+    if not out.geotiff and sp.opt_mapping.kind == "none":
+        fast_opt = warp_optical_u8(sp.opt, rp.registration.transform, block)
+    if fast_opt is not None:
+        opt_u8, opt_valid = fast_opt
+        opt_data = None
+    else:
+        opt_data, opt_valid = warp_optical(sp.opt, rp.registration.transform, block)
+        opt_u8 = sp.opt_mapping.apply(opt_data, opt_valid)
     if opt_u8.ndim == 3 and opt_u8.shape[2] == 1:
         opt_u8 = opt_u8[:, :, 0]
     valid = sar_valid & opt_valid
@@ -212,6 +225,9 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
             )
         records.append(rec)
 
+    from saropt.dataset.overview import write_unit_view
+
+    write_unit_view(layout.unit_view(unit.uid), sp, rp, block, sar_u8, opt_u8)
     record = {"version": RECORD_VERSION, "uid": unit.uid, "patches": records}
     path = layout.unit_record(unit.uid)
     with atomic_path(path) as tmp:

@@ -223,6 +223,49 @@ class SarMapping:
         db = self.to_db(data, ok)
         return _scale_to_uint8(db, float(self.db_min), float(self.db_max), ok)  # type: ignore[arg-type]
 
+    def lut(self, dtype: np.dtype | str) -> np.ndarray | None:
+        """The whole mapping as a lookup table for 8- or 16-bit integer data, or ``None`` for other types.
+
+        Entry ``v`` (``v - min`` for signed types) is :meth:`apply` of the value ``v`` (valid), so
+        :meth:`apply_lut` gives the same bytes as :meth:`apply` on the float32 read, several times faster and
+        without the float copy (a 2101 px uint16 block: a table lookup instead of a float conversion, a
+        ``log10`` and a scaling per pixel).
+
+        Args:
+            dtype: the data type read (native).
+
+        Returns:
+            A uint8 array of ``2**bits`` entries, or ``None``.
+        """
+        dt = np.dtype(dtype)
+        if dt.kind not in "iu" or dt.itemsize > 2 or not self.resolved:
+            return None
+        info = np.iinfo(dt)
+        values = np.arange(info.min, info.max + 1, dtype=np.int64).astype(np.float32)
+        return self.apply(values[None, None, :], np.ones((1, values.size), dtype=bool))[0]
+
+    def apply_lut(self, data: np.ndarray, valid: np.ndarray, lut: np.ndarray) -> np.ndarray:
+        """Map native 8- or 16-bit integer data through :meth:`lut`'s table.
+
+        Args:
+            data: ``(h, w)`` or ``(1, h, w)`` integer values.
+            valid: ``(h, w)`` validity.
+            lut: ``self.lut(data.dtype)``.
+
+        Returns:
+            ``(h, w)`` uint8; invalid pixels are 0.
+        """
+        x = _squeeze_single(data, "SarMapping.apply_lut")
+        ok = np.asarray(valid, dtype=bool)
+        if ok.shape != x.shape:
+            raise InputError(f"valid mask shape {ok.shape} does not match data shape {x.shape}")
+        lo = int(np.iinfo(x.dtype).min)
+        idx = x if lo == 0 else (x.astype(np.int32) - lo)
+        out = np.take(lut, idx)
+        if not ok.all():
+            out[~ok] = 0
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-serialisable fields."""
         return asdict(self)

@@ -274,7 +274,12 @@ class Scene:
     # ------------------------------------------------------------------------------------------------ reading
 
     def read(
-        self, window: Window, *, boundless: bool = True, out_shape: tuple[int, int] | None = None
+        self,
+        window: Window,
+        *,
+        boundless: bool = True,
+        out_shape: tuple[int, int] | None = None,
+        native: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Read one window of the selected bands, optionally resampled (nearest) to ``out_shape``.
 
@@ -287,15 +292,18 @@ class Scene:
             boundless: when ``False``, a window that is not inside the raster raises :class:`InputError`.
             out_shape: ``(h, w)`` of the result, or ``None`` for the window's own size. Nearest sampling keeps
                 real pixel values.
+            native: return the file's own data type instead of float32 (a quarter of the memory for 8-bit
+                data; what the 8-bit fast paths of a build read). Not for complex or I/Q scenes.
 
         Returns:
-            ``(data, valid)``: ``(count, h, w)`` float32 data and ``(h, w)`` bool validity. A pixel is invalid
+            ``(data, valid)``: ``(count, h, w)`` float32 (or native) data and ``(h, w)`` bool validity. A pixel is invalid
             outside the raster, where every selected band equals nodata, where the file's mask (alpha or
             internal mask) says so, and where any band is NaN or infinite. ``data`` is 0 wherever ``valid`` is
             False. Complex bands and I/Q pairs read as amplitude.
 
         Raises:
-            InputError: ``boundless=False`` and the window extends outside the raster, or a bad ``out_shape``.
+            InputError: ``boundless=False`` and the window extends outside the raster, a bad ``out_shape``, or
+                ``native`` for a complex or I/Q scene.
 
         Convention:
             x = column, y = row, 0-based; without ``out_shape``, ``data[:, i, j]`` is pixel
@@ -314,9 +322,12 @@ class Scene:
                 out_shape = None
         else:
             oh, ow = window.shape
+        if native and (self.is_complex or self.iq):
+            raise InputError(f"{self.name}: complex and I/Q scenes read as float32 amplitude only")
+        dtype = np.dtype(self.dtype) if native else np.dtype(np.float32)
         if inside is not None and inside == window:
-            return self._read_inside(window, out_shape)
-        data = np.zeros((self.count, oh, ow), dtype=np.float32)
+            return self._read_inside(window, out_shape, dtype)
+        data = np.zeros((self.count, oh, ow), dtype=dtype)
         valid = np.zeros((oh, ow), dtype=bool)
         if inside is None:
             return data, valid
@@ -328,7 +339,7 @@ class Scene:
         if r1 <= r0 or c1 <= c0:
             return data, valid
         sub = None if out_shape is None else (r1 - r0, c1 - c0)
-        d, v = self._read_inside(inside, sub)
+        d, v = self._read_inside(inside, sub, dtype)
         data[:, r0:r1, c0:c1] = d
         valid[r0:r1, c0:c1] = v
         return data, valid
@@ -367,14 +378,19 @@ class Scene:
         return d, v, float(factor)
 
     def _read_inside(
-        self, window: Window, out_shape: tuple[int, int] | None
+        self, window: Window, out_shape: tuple[int, int] | None, dtype: np.dtype | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Read a window lying inside the raster (optionally resampled to ``out_shape``)."""
-        return _read_bands(_dataset(self.path), self, window, out_shape)
+        """Read a window lying inside the raster (optionally resampled to ``out_shape``; float32 unless
+        ``dtype`` says otherwise)."""
+        return _read_bands(_dataset(self.path), self, window, out_shape, dtype)
 
 
 def _read_bands(
-    ds: DatasetReader, scene: Scene, window: Window, out_shape: tuple[int, int] | None
+    ds: DatasetReader,
+    scene: Scene,
+    window: Window,
+    out_shape: tuple[int, int] | None,
+    dtype: np.dtype | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from rasterio.enums import MaskFlags, Resampling
     from rasterio.errors import RasterioError
@@ -392,14 +408,20 @@ def _read_bands(
             raw = ds.read(list(scene.bands), out_dtype="float32", **kwargs)
             data = np.sqrt(raw[0] * raw[0] + raw[1] * raw[1])[None]
         else:
-            data = ds.read(list(scene.bands), out_dtype="float32", **kwargs)
+            out_dtype = "float32" if dtype is None else np.dtype(dtype).name
+            data = ds.read(list(scene.bands), out_dtype=out_dtype, **kwargs)
     except (RasterioError, OSError) as exc:  # GDAL decode errors: truncated or corrupt files
         raise RasterReadError(f"cannot read window {window} of {scene.path}: {exc}") from exc
 
-    valid = np.isfinite(data).all(axis=0)
+    if data.dtype.kind == "f":
+        valid = np.isfinite(data).all(axis=0)
+    else:
+        valid = np.ones(data.shape[1:], dtype=bool)
     nodata = scene.nodata
     if nodata is not None and not math.isnan(nodata):
-        valid &= ~(data == np.float32(nodata)).all(axis=0)
+        nd = np.float32(nodata) if data.dtype.kind == "f" else nodata
+        if data.dtype.kind == "f" or _representable(nodata, data.dtype):
+            valid &= ~(data == nd).all(axis=0)
     flags = ds.mask_flag_enums
     if any(MaskFlags.per_dataset in flags[b - 1] or MaskFlags.alpha in flags[b - 1] for b in scene.bands):
         mkw: dict[str, Any] = {"window": rio_win}
@@ -407,8 +429,14 @@ def _read_bands(
             mkw["out_shape"] = shape
         valid &= ds.read_masks(scene.bands[0], **mkw) > 0
     if not valid.all():
-        data[:, ~valid] = 0.0
+        data[:, ~valid] = 0
     return data, valid
+
+
+def _representable(value: float, dtype: np.dtype) -> bool:
+    """Whether ``value`` is a value of the integer ``dtype`` (a nodata of 0.5 or -1 never matches uint8)."""
+    info = np.iinfo(dtype)
+    return float(value).is_integer() and info.min <= value <= info.max
 
 
 # ------------------------------------------------------------------------------------------------- open_scene
