@@ -206,3 +206,18 @@ def test_optical_percentile_per_band(tmp_path: Path) -> None:
         assert 0.002 < (out[2:, :, b] == 255).mean() < 0.01
     # band order is kept: the channel of band 1 correlates with band 1
     assert np.corrcoef(out[2:, :, 0].ravel(), data[0, 2:].ravel())[0, 1] > 0.99
+
+
+def test_sar_lookup_table_equals_the_float_mapping() -> None:
+    from saropt.io.radiometry import SarMapping
+
+    rng = np.random.default_rng(3)
+    for kind, dtype in (("amplitude", np.uint16), ("amplitude", np.int16), ("intensity", np.uint16)):
+        m = SarMapping(kind=kind, db_min=-3.0, db_max=41.0)
+        info = np.iinfo(dtype)
+        raw = rng.integers(info.min, info.max, (120, 130), endpoint=True).astype(dtype)
+        valid = rng.random((120, 130)) > 0.1
+        lut = m.lut(dtype)
+        assert lut is not None and lut.shape == (2 ** (8 * np.dtype(dtype).itemsize),)
+        np.testing.assert_array_equal(m.apply_lut(raw, valid, lut), m.apply(raw.astype(np.float32), valid))
+    assert SarMapping(kind="db", db_min=-20.0, db_max=5.0).lut(np.float32) is None

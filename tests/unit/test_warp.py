@@ -359,3 +359,41 @@ def test_fast_path_falls_back_beyond_the_horizon() -> None:
     fast = warp_array(_smooth_image(), None, h, win, exact=False)
     exact = warp_array(_smooth_image(), None, h, win)
     assert np.array_equal(fast[0], exact[0]) and np.array_equal(fast[1], exact[1])
+
+
+def test_warp_optical_u8_matches_the_float_fast_path(tmp_path: Path) -> None:
+    from saropt.registration.warp import warp_optical_u8
+
+    rng = np.random.default_rng(5)
+    data = cv2.GaussianBlur((rng.random((400, 500, 3)) * 255).astype(np.uint8), (0, 0), 1.5)
+    data = np.ascontiguousarray(np.moveaxis(data, -1, 0))
+    data[:, :50, :60] = 0  # a nodata corner
+    path = _geotiff(tmp_path / "opt.tif", data)
+    with rasterio.open(path, "r+") as ds:
+        ds.nodata = 0
+    opt = open_scene(path, "optical")
+    for win in (Window(120, 90, 64, 64), Window(-40, -30, 96, 80), Window(0, 0, 200, 160)):
+        res = warp_optical_u8(opt, SIM, win)
+        assert res is not None
+        img, valid = res
+        ref, ref_valid = warp_optical(opt, SIM, win)
+        np.testing.assert_array_equal(valid, ref_valid)
+        ref8 = np.clip(np.moveaxis(ref, 0, -1) + 0.5, 0, 255).astype(np.uint8)
+        assert img.dtype == np.uint8 and img.shape == (win.height, win.width, 3)
+        assert np.abs(img.astype(int) - ref8.astype(int)).max() <= 1  # 8-bit interpolation rounds
+        assert (img[~valid] == 0).all()
+    assert 0 < valid.mean() < 1
+    assert warp_optical_u8(opt, _tps(), Window(120, 90, 64, 64)) is None  # non-linear: the caller warps floats
+    f32 = open_scene(_geotiff(tmp_path / "f.tif", data.astype(np.float32)), "optical")
+    assert warp_optical_u8(f32, SIM, Window(120, 90, 64, 64)) is None
+
+
+def test_native_read_keeps_the_file_type(tmp_path: Path) -> None:
+    data = (np.arange(3 * 40 * 50) % 251).astype(np.uint8).reshape(3, 40, 50)
+    scene = open_scene(_geotiff(tmp_path / "n.tif", data), "optical")
+    win = Window(-5, -5, 30, 20)  # partly outside
+    d8, v8 = scene.read(win, native=True)
+    d32, v32 = scene.read(win)
+    assert d8.dtype == np.uint8 and d32.dtype == np.float32
+    np.testing.assert_array_equal(v8, v32)
+    np.testing.assert_array_equal(d8.astype(np.float32), d32)
