@@ -370,3 +370,24 @@ def test_read_with_out_shape(ramp_scene: tuple[Scene, np.ndarray]) -> None:
     assert scene.read(Window(0, 0, 53, 37), out_shape=(37, 53))[0].shape == (1, 37, 53)
     with pytest.raises(InputError, match="out_shape"):
         scene.read(Window(0, 0, 5, 5), out_shape=(0, 5))
+
+
+def test_read_sample_grid_reads_real_pixels_from_every_cell(tmp_path: Path) -> None:
+    h, w = 700, 900
+    data = ramp(h, w, 3, dtype=np.uint32)
+    path = write_tif(tmp_path / "s.tif", data, tiled=True, blockxsize=128, blockysize=128)
+    scene = open_scene(path, "optical")
+    d, v = scene.read_sample(max_pixels=10_000)  # 630k pixels > 16 x 10k: the 16 x 16 grid of 64 px windows
+    assert d.shape == (3, 16 * 64, 16 * 64) and v.all()
+    # every value is a real pixel (the ramp is unique), and each grid cell samples its own part of the scene
+    idx = d[0].astype(np.int64) - 1
+    rows, cols = idx // w, idx % w
+    np.testing.assert_array_equal(d[1].astype(np.int64) - 1 - h * w, idx)
+    for gy in range(16):
+        for gx in range(16):
+            r = rows[gy * 64 : (gy + 1) * 64, gx * 64 : (gx + 1) * 64]
+            c = cols[gy * 64 : (gy + 1) * 64, gx * 64 : (gx + 1) * 64]
+            assert gy * h / 16 - 64 <= r.mean() <= (gy + 1) * h / 16 + 64
+            assert gx * w / 16 - 64 <= c.mean() <= (gx + 1) * w / 16 + 64
+    small, sv = scene.read_sample(max_pixels=1_000_000)  # small scene: the decimated read
+    np.testing.assert_array_equal(small, scene.read_decimated(1000)[0])

@@ -226,7 +226,7 @@ def run_units(
 
     try:
         return _run_pool(plan, layout, todo, workers, progress, n_done, total, results)
-    except BrokenProcessPool as exc:
+    except (BrokenProcessPool, BrokenPipeError, ConnectionResetError) as exc:
         raise SaroptError(
             f"a worker process died ({exc}): killed, out of memory or interrupted; run the same build again to "
             "resume. From a script, call build_dataset under `if __name__ == '__main__':` (workers start by "
@@ -302,7 +302,10 @@ def _start_fork_server() -> None:
     if ctx.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        try:
+            forkserver.ensure_running()
+        except (RuntimeError, OSError):  # e.g. called while a child bootstraps: the pool reports it later
+            pass
 
 
 def _write_state(layout: Layout, plan: BuildPlan) -> None:

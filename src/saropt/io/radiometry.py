@@ -121,7 +121,7 @@ class SarMapping:
 
         ``"auto"``: uint8 data -> ``"uint8"``; complex, I/Q and other integer data -> ``"amplitude"``; float data
         with negative values -> ``"db"``; other float data -> ``"intensity"``. Missing ``db_min``/``db_max`` are
-        the percentiles of the valid pixels' dB values of ``scene.read_decimated(1024)``.
+        the percentiles of the valid pixels' dB values of ``scene.read_sample()`` (about a million pixels spread over the scene).
 
         Args:
             scene: the SAR scene.
@@ -143,14 +143,14 @@ class SarMapping:
             elif dt is not None and dt.kind in "iu":
                 kind = "amplitude"
             else:
-                data, valid, _ = scene.read_decimated(STATS_SIZE)
+                data, valid = scene.read_sample(STATS_SIZE * STATS_SIZE)
                 stats = (data, valid)
                 v = data[0][valid]
                 kind = "db" if v.size and float(v.min()) < 0.0 else "intensity"
         if kind == "uint8" or self.db_min is not None:
             return replace(self, kind=kind)
         if stats is None:
-            data, valid, _ = scene.read_decimated(STATS_SIZE)
+            data, valid = scene.read_sample(STATS_SIZE * STATS_SIZE)
             stats = (data, valid)
         db = replace(self, kind=kind).to_db(*stats)
         finite = db[np.isfinite(db)]
@@ -329,7 +329,7 @@ class OpticalMapping:
         """Decide the kind and per-band limits from the scene.
 
         ``"auto"``: uint8 -> ``"none"``, anything else -> ``"percentile"``. Missing ``lows``/``highs`` are the
-        percentiles of each band's valid pixels of ``scene.read_decimated(1024)``.
+        percentiles of each band's valid pixels of ``scene.read_sample()`` (about a million pixels spread over the scene).
 
         Args:
             scene: the optical scene.
@@ -352,7 +352,7 @@ class OpticalMapping:
                     f"{scene.count} bands"
                 )
             return replace(self, kind=kind)
-        data, valid, _ = scene.read_decimated(STATS_SIZE)
+        data, valid = scene.read_sample(STATS_SIZE * STATS_SIZE)
         if not valid.any():
             raise InputError(f"{scene.path}: no valid optical pixel; check nodata and bands")
         v = data[:, valid]  # (C, N)

