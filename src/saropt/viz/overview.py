@@ -432,20 +432,26 @@ def save_png(path: str | os.PathLike[str], img: np.ndarray) -> None:
     a = np.asarray(img)
     if a.dtype != np.uint8:
         raise InputError(f"save_png expects a uint8 image, got {a.dtype}")
-    if a.ndim == 3 and a.shape[2] == 3:
-        a = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2BGR)
-    elif a.ndim == 3 and a.shape[2] == 1:
+    if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
-    elif a.ndim != 2:
+    elif a.ndim != 2 and not (a.ndim == 3 and a.shape[2] == 3):
         raise InputError(f"save_png expects an (H, W) or (H, W, 3) image, got shape {a.shape}")
-    ok, buf = cv2.imencode(".png", a)
-    if not ok:  # pragma: no cover - OpenCV fails only on exotic inputs
-        raise InputError(f"could not encode a PNG for {dest}")
+    from saropt.io import png
+
+    if png.available():  # ISA-L deflate: a 1600 px overview in a quarter of OpenCV's time
+        data = png.encode_png(a, sub=True)
+    else:
+        if a.ndim == 3:
+            a = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".png", a)
+        if not ok:  # pragma: no cover - OpenCV fails only on exotic inputs
+            raise InputError(f"could not encode a PNG for {dest}")
+        data = buf.tobytes()
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
+            f.write(data)
         os.replace(tmp, dest)
     except BaseException:
         if os.path.exists(tmp):
