@@ -13,7 +13,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.core-installed: pyproject.toml | $(PY)
-	$(PIP) -e .
+	$(PIP) -e '.[fast]'
 	touch $@
 
 $(VENV)/.full-installed: pyproject.toml | $(PY)
