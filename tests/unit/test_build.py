@@ -235,6 +235,28 @@ def test_rerun_and_overwrite_rules(built, pair, tmp_path: Path) -> None:
     assert (out / "sar_128_oc_0.5").is_dir() and not (out / "sar_128_oc_0.2").exists()
 
 
+def test_changed_input_file_is_another_configuration(built, pair, tmp_path: Path) -> None:
+    """The same configuration over a replaced input file is not "already built" and is not resumed."""
+    scene = tmp_path / "scene"
+    shutil.copytree(Path(pair.sar_path).parent, scene)
+    moved = type(pair)(
+        **{
+            **pair.__dict__,
+            "sar_path": scene / Path(pair.sar_path).name,
+            "opt_path": scene / Path(pair.opt_path).name,
+            "tiepoints_path": scene / Path(pair.tiepoints_path).name,
+        }
+    )
+    cfg = _cfg(moved)
+    out = tmp_path / "ds"
+    assert build_dataset(cfg, out, workers=1).status == "built"
+    assert build_dataset(cfg, out, workers=1).status == "complete"
+    lines = Path(moved.tiepoints_path).read_text().splitlines()
+    Path(moved.tiepoints_path).write_text("\n".join(lines[:-3]) + "\n")  # three tie points fewer
+    with pytest.raises(OutputExistsError, match="another configuration"):
+        build_dataset(cfg, out, workers=1)
+
+
 def test_geotiff_patches_keep_values(pair, tmp_path: Path) -> None:
     import rasterio
 

@@ -389,5 +389,5 @@ def test_read_sample_grid_reads_real_pixels_from_every_cell(tmp_path: Path) -> N
             c = cols[gy * 64 : (gy + 1) * 64, gx * 64 : (gx + 1) * 64]
             assert gy * h / 16 - 64 <= r.mean() <= (gy + 1) * h / 16 + 64
             assert gx * w / 16 - 64 <= c.mean() <= (gx + 1) * w / 16 + 64
-    small, sv = scene.read_sample(max_pixels=1_000_000)  # small scene: the decimated read
+    small, _ = scene.read_sample(max_pixels=1_000_000)  # small scene: the decimated read
     np.testing.assert_array_equal(small, scene.read_decimated(1000)[0])

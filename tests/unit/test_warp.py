@@ -383,7 +383,9 @@ def test_warp_optical_u8_matches_the_float_fast_path(tmp_path: Path) -> None:
         assert np.abs(img.astype(int) - ref8.astype(int)).max() <= 1  # 8-bit interpolation rounds
         assert (img[~valid] == 0).all()
     assert 0 < valid.mean() < 1
-    assert warp_optical_u8(opt, _tps(), Window(120, 90, 64, 64)) is None  # non-linear: the caller warps floats
+    assert (
+        warp_optical_u8(opt, _tps(), Window(120, 90, 64, 64)) is None
+    )  # non-linear: the caller warps floats
     f32 = open_scene(_geotiff(tmp_path / "f.tif", data.astype(np.float32)), "optical")
     assert warp_optical_u8(f32, SIM, Window(120, 90, 64, 64)) is None
 

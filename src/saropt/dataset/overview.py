@@ -74,8 +74,6 @@ def write_unit_view(
         ``block`` is the unit's SAR window; the overview pixel of SAR pixel ``x`` is
         ``(x - view.col_off + 0.5) * scale - 0.5`` (likewise in y).
     """
-    import cv2
-
     from saropt.io.images import atomic_path
 
     view, scale, (h, w) = view_geometry(sp, rp)

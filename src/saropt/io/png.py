@@ -75,7 +75,9 @@ def encode_png(img: np.ndarray, sub: bool | None = None) -> bytes:
     from saropt.errors import MissingDependencyError
 
     if _deflate is None:
-        raise MissingDependencyError("the fast PNG encoder needs the isal package: pip install 'saropt[fast]'")
+        raise MissingDependencyError(
+            "the fast PNG encoder needs the isal package: pip install 'saropt[fast]'"
+        )
     a = np.ascontiguousarray(img)
     if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
         raise InputError(f"encode_png takes uint8 (H, W) or (H, W, 3) images, got {a.dtype} {a.shape}")

@@ -396,7 +396,7 @@ class Scene:
             for statistics only, not as an image).
         """
         if self.width * self.height <= 16 * max_pixels or min(self.width, self.height) < 256:
-            d, v, _ = self.read_decimated(int(math.isqrt(max_pixels)))
+            d, v, _ = self.read_decimated(math.isqrt(max_pixels))
             return d, v
         grid, side = 16, 64
         try:
