@@ -105,9 +105,15 @@ class Scaling:
             np.subtract(raw, lo.reshape(-1, 1, 1), out=out, casting="unsafe")
             out *= scale.reshape(-1, 1, 1)
             in_range = False
+        is_float = np.issubdtype(raw.dtype, np.floating)
+        if self.clip and is_float and self.nan_value == 0.0:
+            # fmax/fmin skip NaN: NaN -> 0 and the clip in two passes (no isnan mask), e.g. SEN12MS dB
+            np.fmax(out, 0.0, out=out)
+            np.fmin(out, 1.0, out=out)
+            return out
         if self.clip and not in_range:
             np.clip(out, 0.0, 1.0, out=out)
-        if np.issubdtype(raw.dtype, np.floating):
+        if is_float:
             np.nan_to_num(out, copy=False, nan=self.nan_value)
         return out
 

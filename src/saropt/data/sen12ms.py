@@ -72,7 +72,10 @@ class SEN12MS(PairDataset):
     ``clip((dB - s1_range[0]) / (s1_range[1] - s1_range[0]), 0, 1)``, default range [-25, 0] dB (the
     convention of the SEN12MS-CR loaders), NaN -> 0. ``opt`` = selected S2 bands, ``clip(DN / s2_scale, 0,
     1)``, default 10000 (top-of-atmosphere reflectance). ``lc=True`` adds ``"lc"``: int64 ``(len(lc_bands),
-    H, W)``, unscaled.
+    H, W)``, unscaled; ``lc_bands=("IGBP",)`` is what torchgeo's ``SEN12MS`` returns as ``mask``. Each
+    int64 band is 0.5 MiB per 256x256 patch that DataLoader workers copy into shared memory, so ask only for
+    the bands you train on. Uncompressed GeoTIFFs are read straight from their bytes
+    (:mod:`saropt.data.tiff`), others with tifffile or rasterio.
 
     Split: the official hold-out scenes (:data:`saropt.data.splits.SEN12MS_HOLDOUT_SCENES`): ``"test"`` are
     the 26 hold-out scenes (~10% of the patches), ``"train"`` the rest; ``None``/``"all"`` keeps both.
