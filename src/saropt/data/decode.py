@@ -14,8 +14,8 @@ Arrays come back channel-first ``(C, H, W)`` in their native dtype; scaling to f
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -8,8 +8,9 @@ very same map on read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Scaling:
         object.__setattr__(self, "high", high)
 
     @classmethod
-    def for_dtype(cls, dtype: Any) -> "Scaling":
+    def for_dtype(cls, dtype: Any) -> Scaling:
         """The default scaling of a dtype: 8-bit -> /255, 16-bit unsigned -> /65535, float -> identity."""
         dt = np.dtype(dtype)
         if dt == np.uint8:
@@ -61,7 +62,7 @@ class Scaling:
             return cls((float(info.min),), (float(info.max),))
         return IDENTITY
 
-    def select(self, channels: Sequence[int]) -> "Scaling":
+    def select(self, channels: Sequence[int]) -> Scaling:
         """The scaling of a subset of channels (when per-channel values are given)."""
         if len(self.low) == 1 and len(self.high) == 1:
             return self
@@ -127,7 +128,7 @@ class Scaling:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Scaling":
+    def from_dict(cls, d: dict[str, Any]) -> Scaling:
         """Inverse of :meth:`to_dict`."""
         if d.get("identity"):
             return IDENTITY

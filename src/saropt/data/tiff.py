@@ -14,7 +14,7 @@ Values come back exactly as stored (native byte order); georeferencing tags are 
 from __future__ import annotations
 
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
