@@ -1,10 +1,13 @@
 """Coarse alignment on a low-resolution level: rotation, scale and translation by exhaustive search.
 
 Automatic matching needs a starting transform good to a few low-resolution pixels. With no prior (or a loose one)
-this module tries every rotation and scale of a grid: the optical image (decimated) is warped by each
-candidate similarity, its structural features are computed, and the translation is found by a masked, normalised
-cross-correlation with the SAR features over *all* shifts at once (FFT). The best candidates are then refined
-on a finer angle/scale grid around them. With a prior (geocoding), the search runs around the prior instead.
+this module tries every rotation and scale of a grid: the optical orientation field (computed once) is warped by
+each candidate similarity, and the translation is found by a masked, normalised cross-correlation with the SAR
+field over *all* shifts at once (FFT, :mod:`~saropt.registration.auto.fieldcorr`). The grid runs on a level
+decimated by two; its best distinct poses are scored again on the level given (all translations), the angles
+beside them and the hill-climbing refinement of the best in angle and scale search translations only near the
+pose already found (a small FFT).
+Candidates are scored on parallel threads. With a prior (geocoding), the search runs around the prior instead.
 
 Convention:
     Pixel coordinates: x = column, y = row, 0-based, pixel centres at integer coordinates. All matrices are 3x3
@@ -17,19 +20,24 @@ Convention:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import cv2
 import numpy as np
-import scipy.fft as sfft
 
 from saropt.errors import InputError
-from saropt.registration.auto.features import GradientOperator, orientation_field
+from saropt.registration.auto.config import thread_count
+from saropt.registration.auto.features import GradientOperator, erode, orientation_field
+from saropt.registration.auto.fieldcorr import SarSpectra, correlate_all, correlate_near
+from saropt.registration.auto.sources import scale_matrix
 
 logger = logging.getLogger(__name__)
 
-#: normalise the correlation by the energies inside each overlap (exact) instead of the images' mean energies
-NORMALISE_EXACT = True
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,10 @@ class CoarseParams:
         sar_sigma: SAR gradient scale (low-resolution pixels).
         opt_sigma: optical gradient scale (low-resolution pixels).
         smooth_sigma: integration scale of the orientation field (low-resolution pixels).
+        near_radius: translations searched around a grid pose when it is verified and refined, as a fraction of
+            the level's longer side (at least 8 pixels).
+        threads: candidates scored at once on this many threads (``None``: one per CPU core, at most 4). The
+            FFTs and warps release the GIL, and each is too small to gain from being split itself.
     """
 
     angles_deg: tuple[float, ...] = tuple(float(a) for a in range(-180, 180, 10))
@@ -64,6 +76,8 @@ class CoarseParams:
     sar_sigma: float = 1.0
     opt_sigma: float = 1.0
     smooth_sigma: float = 1.5
+    near_radius: float = 0.05
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -159,86 +173,68 @@ def _centred(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return z
 
 
-class _SarSpectrum:
-    """FFTs of the SAR orientation field, its energy and its mask, computed once for every candidate."""
+class _OpticalField:
+    """The optical image's orientation field, computed once per level and warped onto each candidate's canvas.
 
-    def __init__(self, z: np.ndarray, valid: np.ndarray, shape: tuple[int, int]) -> None:
-        self.shape = shape
-        self.n_valid = float(valid.sum())
-        self.z = sfft.fft2(z, s=shape, workers=-1)
-        self.e = sfft.rfft2((z.real**2 + z.imag**2).astype(np.float32), s=shape, workers=-1)
-        self.m = sfft.rfft2(valid.astype(np.float32), s=shape, workers=-1)
-        self.mean_energy = float((z.real**2 + z.imag**2)[valid].mean()) if valid.any() else 1.0
+    A similarity with rotation ``a`` turns every gradient by ``-a`` (OpenCV sign) and the double-angle field by
+    ``-2a``; the scale cancels in its normalisation and the Gaussian smoothing is isotropic. So the field of the
+    warped image is the warped field times ``exp(-2ia)``: one bilinear warp per candidate instead of warping the
+    image and computing its gradients and structure tensor again. The field is computed on the optical resized
+    to ``base_scale`` (the middle of the searched scales), so the smoothing scales stay in SAR-level pixels.
 
-
-def _correlate(
-    sar: _SarSpectrum, z: np.ndarray, valid: np.ndarray, min_overlap: float, exact: bool | None = None
-) -> tuple[float, float, int, int, float]:
-    """Best shift ``(dx, dy)`` placing the optical field onto the SAR field: ``sar(y, x) ~ opt(y - dy, x - dx)``.
-
-    Returns:
-        ``(zscore, ncc, dx, dy, overlap_fraction)``; zscore is -inf when no shift has enough overlap.
+    Args:
+        opt: ``(h, w)`` float32 optical image at this level.
+        opt_valid: its validity.
+        base_scale: scale (SAR pixels per optical pixel) to compute the field at.
+        params: feature settings.
     """
-    shape = sar.shape
-    fz = sfft.fft2(z, s=shape, workers=-1)
-    num = sfft.ifft2(sar.z * np.conj(fz), workers=-1).real
-    fm = sfft.rfft2(valid.astype(np.float32), s=shape, workers=-1)
-    ov = sfft.irfft2(sar.m * np.conj(fm), s=shape, workers=-1)
-    n_small = min(sar.n_valid, float(valid.sum()))
-    ok = ov >= max(min_overlap * n_small, 16.0)
-    if exact if exact is not None else NORMALISE_EXACT:
-        fe = sfft.rfft2((z.real**2 + z.imag**2).astype(np.float32), s=shape, workers=-1)
-        e_sar = sfft.irfft2(sar.e * np.conj(fm), s=shape, workers=-1)
-        e_opt = sfft.irfft2(sar.m * np.conj(fe), s=shape, workers=-1)
-        den = np.sqrt(np.maximum(e_sar * e_opt, 1e-12))
-    else:
-        # Energies taken as uniform over each image: the overlap count times the mean energy per pixel.
-        e_s = sar.mean_energy
-        e_o = float((z.real**2 + z.imag**2)[valid].mean()) if valid.any() else 1.0
-        den = np.maximum(ov, 1.0) * np.sqrt(max(e_s * e_o, 1e-12))
-    ncc = num / den
-    # Rank by a z-score: the NCC of unrelated fields scatters as 1 / sqrt(overlap), so small overlaps would
-    # otherwise win by chance.
-    zs = np.where(ok, ncc * np.sqrt(np.maximum(ov, 0.0)), -np.inf)
-    k = int(np.argmax(zs))
-    iy, ix = divmod(k, shape[1])
-    dy = iy if iy <= shape[0] // 2 else iy - shape[0]
-    dx = ix if ix <= shape[1] // 2 else ix - shape[1]
-    return float(zs.flat[k]), float(ncc.flat[k]), dx, dy, float(ov.flat[k] / max(n_small, 1.0))
+
+    def __init__(
+        self, opt: np.ndarray, opt_valid: np.ndarray, base_scale: float, params: CoarseParams
+    ) -> None:
+        h, w = opt.shape
+        if abs(np.log(max(base_scale, 1e-9))) > np.log(1.05):
+            nw, nh = max(1, round(w * base_scale)), max(1, round(h * base_scale))
+            interp = cv2.INTER_AREA if base_scale < 1.0 else cv2.INTER_LINEAR
+            img = cv2.resize(opt, (nw, nh), interpolation=interp)
+            val = cv2.resize(opt_valid.astype(np.float32), (nw, nh), interpolation=interp) > 0.99
+            # optical pixel -> field pixel (cv2.resize grid)
+            self.to_field = scale_matrix(w / nw, h / nh)
+        else:
+            img, val, self.to_field = opt, opt_valid, np.eye(3)
+        z, zvalid = orientation_field(img, val, "gaussian", params.opt_sigma, params.smooth_sigma)
+        # the image border counts as the edge of the valid area, as it does on a canvas around the image
+        r = _field_margin(params)
+        zvalid[:r] = False
+        zvalid[-r:] = False
+        zvalid[:, :r] = False
+        zvalid[:, -r:] = False
+        self.reim = np.ascontiguousarray(np.stack([z.real, z.imag], axis=-1), dtype=np.float32)
+        self.valid = zvalid.astype(np.uint8)
+        self.from_field = np.linalg.inv(self.to_field)
+
+    def warp(self, m: np.ndarray, angle: float, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The field of the optical warped by ``m`` (3x3, optical -> canvas, rotation ``angle``) on a ``(w, h)``
+        canvas, and its validity."""
+        mm = (m @ self.from_field)[:2]
+        reim = cv2.warpAffine(self.reim, mm, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+        valid = cv2.warpAffine(self.valid, mm, size, flags=cv2.INTER_NEAREST, borderValue=0) > 0
+        turn = np.complex64(np.exp(-2j * np.deg2rad(angle)))
+        z = (reim[..., 0] + 1j * reim[..., 1]).astype(np.complex64) * turn
+        return z, valid
 
 
-def _evaluate(
-    sar: _SarSpectrum,
-    opt: np.ndarray,
-    opt_valid: np.ndarray,
-    angle: float,
-    scale: float,
-    params: CoarseParams,
-) -> CoarseCandidate:
-    h, w = opt.shape
-    c = ((w - 1) / 2.0, (h - 1) / 2.0)
-    side = int(np.ceil(np.hypot(h, w) * scale)) + 3
-    m = similarity_matrix(angle, scale, c)
-    m[:2, 2] += np.array([(side - 1) / 2.0 - c[0], (side - 1) / 2.0 - c[1]])
-    interp = cv2.INTER_AREA if scale < 0.8 else cv2.INTER_LINEAR
-    warped = cv2.warpAffine(opt, m[:2], (side, side), flags=interp, borderMode=cv2.BORDER_REFLECT)
-    wvalid = (
-        cv2.warpAffine(
-            opt_valid.astype(np.uint8), m[:2], (side, side), flags=cv2.INTER_NEAREST, borderValue=0
-        )
-        > 0
-    )
-    z, zvalid = orientation_field(warped, wvalid, "gaussian", params.opt_sigma, params.smooth_sigma)
-    z = _centred(z, zvalid)
-    score, ncc, dx, dy, ov = _correlate(sar, z, zvalid, params.min_overlap)
-    shift = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
-    return CoarseCandidate(
-        matrix=shift @ m, angle_deg=float(angle), scale=float(scale), score=score, ncc=ncc, overlap=ov
-    )
+def _translate(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
 
 class _Level:
-    """One resolution level of the search: the SAR spectrum and the optical image to warp."""
+    """One resolution level of the search: the SAR field (spectra cached per FFT shape) and the optical to warp.
+
+    Two ways to score a pose: :meth:`evaluate` searches every translation (the optical warped onto the bounding
+    box of its rotated, scaled footprint, so the FFT is no bigger than that angle needs); :meth:`evaluate_near`
+    searches translations within a small radius of a pose already close, on the SAR grid grown by that radius.
+    """
 
     def __init__(
         self,
@@ -248,25 +244,143 @@ class _Level:
         opt_valid: np.ndarray,
         max_scale: float,
         params: CoarseParams,
+        pool: ThreadPoolExecutor | None = None,
+        base_scale: float = 1.0,
     ) -> None:
+        self.pool = pool
         self.opt = opt.astype(np.float32)
         self.opt_valid = opt_valid
         self.params = params
+        self.field = _OpticalField(self.opt, opt_valid, base_scale, params)
         zs, zvalid = orientation_field(
             sar, sar_valid, params.sar_operator, params.sar_sigma, params.smooth_sigma
         )
-        zs = _centred(zs, zvalid)
-        h, w = sar.shape
-        oh, ow = opt.shape
-        side = int(np.ceil(np.hypot(oh, ow) * max_scale)) + 3
-        shape = (sfft.next_fast_len(h + side), sfft.next_fast_len(w + side))
-        self.spec = _SarSpectrum(zs, zvalid, shape)
+        self.spec = SarSpectra(_centred(zs, zvalid), zvalid)
+        self.shape = sar.shape
         self.max_scale = max_scale
         self.n_evaluated = 0
+        # valid pixels of the optical field at scale 1 (the field's support erodes the image's validity)
+        self._n_opt = float(erode(opt_valid, _field_margin(params)).sum())
+
+    def evaluate_many(self, poses: list[tuple[float, float]]) -> list[CoarseCandidate]:
+        """:meth:`evaluate` for each ``(angle, scale)``, in parallel on the level's thread pool.
+
+        Poses half a turn apart at the same scale are scored together: the second canvas is the first turned
+        about its centre, so its transforms come from the first's (half the forward FFTs and warps).
+        """
+        self.n_evaluated += len(poses)
+        index = {(round(a % 360.0, 6), s): i for i, (a, s) in enumerate(poses)}
+        jobs: list[tuple[int, int | None]] = []
+        taken: set[int] = set()
+        for i, (a, s) in enumerate(poses):
+            if i in taken:
+                continue
+            j = index.get((round((a + 180.0) % 360.0, 6), s))
+            partner = j if j is not None and j != i and j not in taken else None
+            jobs.append((i, partner))
+            taken.update((i,) if partner is None else (i, partner))
+        results: list[CoarseCandidate | None] = [None] * len(poses)
+        done = _map(self.pool, lambda ij: self._evaluate(*poses[ij[0]], half_turn=ij[1] is not None), jobs)
+        for (i, j), cands in zip(jobs, done):
+            results[i] = cands[0]
+            if j is not None:
+                results[j] = replace(cands[1], angle_deg=float(poses[j][0]))
+        return [c for c in results if c is not None]
+
+    def evaluate_near_many(
+        self, poses: list[tuple[float, float, np.ndarray]], radius: int
+    ) -> list[CoarseCandidate]:
+        """:meth:`evaluate_near` for each ``(angle, scale, around)``, in parallel."""
+        self.n_evaluated += len(poses)
+        return _map(self.pool, lambda p: self._evaluate_near(p[0], p[1], p[2], radius), poses)
 
     def evaluate(self, angle: float, scale: float) -> CoarseCandidate:
+        """Score a rotation and scale at its best translation (all translations searched)."""
         self.n_evaluated += 1
-        return _evaluate(self.spec, self.opt, self.opt_valid, angle, min(scale, self.max_scale), self.params)
+        return self._evaluate(angle, scale)[0]
+
+    def _evaluate(self, angle: float, scale: float, half_turn: bool = False) -> list[CoarseCandidate]:
+        """The candidate at ``angle`` (and with ``half_turn`` the one at ``angle + 180``)."""
+        scale = min(scale, self.max_scale)
+        h, w = self.opt.shape
+        c = ((w - 1) / 2.0, (h - 1) / 2.0)
+        a = np.deg2rad(angle)
+        ca, sa = abs(np.cos(a)), abs(np.sin(a))
+        # (the tolerance keeps a half-turn's canvas the same size despite rounding in cos and sin)
+        bw = int(np.ceil(scale * (w * ca + h * sa) - 1e-6)) + 3
+        bh = int(np.ceil(scale * (w * sa + h * ca) - 1e-6)) + 3
+        m = similarity_matrix(angle, scale, c)
+        m[:2, 2] += np.array([(bw - 1) / 2.0 - c[0], (bh - 1) / 2.0 - c[1]])
+        z, zvalid = self.field.warp(m, angle, (bw, bh))
+        peaks = correlate_all(
+            self.spec, _centred(z, zvalid), zvalid, self.params.min_overlap, half_turn=half_turn
+        )
+        # the half-turned canvas: every canvas pixel q goes to (bw - 1, bh - 1) - q
+        turn = np.array([[-1.0, 0.0, bw - 1.0], [0.0, -1.0, bh - 1.0], [0.0, 0.0, 1.0]])
+        return [
+            CoarseCandidate(
+                matrix=_translate(pk.dx, pk.dy) @ (m if k == 0 else turn @ m),
+                angle_deg=float(angle + 180.0 * k),
+                scale=float(scale),
+                score=pk.score,
+                ncc=pk.ncc,
+                overlap=pk.overlap,
+            )
+            for k, pk in enumerate(peaks)
+        ]
+
+    def evaluate_near(self, angle: float, scale: float, around: np.ndarray, radius: int) -> CoarseCandidate:
+        """Score a rotation and scale at its best translation within ``radius`` of the pose ``around``.
+
+        The rotation pivots on the optical point that ``around`` puts on the SAR centre, so a small change of
+        angle keeps the overlap in place.
+
+        Args:
+            angle: rotation (degrees).
+            scale: scale.
+            around: 3x3 optical -> SAR matrix at this level close to the pose sought (a few pixels).
+            radius: translations searched, in this level's pixels.
+
+        Returns:
+            The :class:`CoarseCandidate`.
+        """
+        self.n_evaluated += 1
+        return self._evaluate_near(angle, scale, around, radius)
+
+    def _evaluate_near(self, angle: float, scale: float, around: np.ndarray, radius: int) -> CoarseCandidate:
+        scale = min(scale, self.max_scale)
+        h, w = self.shape
+        oh, ow = self.opt.shape
+        p = np.linalg.solve(around, [(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
+        p = np.clip(p[:2] / p[2], [0.0, 0.0], [ow - 1.0, oh - 1.0])
+        q = around @ [p[0], p[1], 1.0]
+        m = similarity_matrix(angle, scale, (float(p[0]), float(p[1])))
+        m[:2, 2] += q[:2] / q[2] - p
+        r = int(radius)
+        z, zvalid = self.field.warp(_translate(r, r) @ m, angle, (w + 2 * r, h + 2 * r))
+        pk = correlate_near(
+            self.spec, _centred(z, zvalid), zvalid, r, self._n_opt * scale * scale, self.params.min_overlap
+        )
+        return CoarseCandidate(
+            matrix=_translate(pk.dx, pk.dy) @ m,
+            angle_deg=float(angle),
+            scale=float(scale),
+            score=pk.score,
+            ncc=pk.ncc,
+            overlap=pk.overlap,
+        )
+
+
+def _map(pool: ThreadPoolExecutor | None, fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """``fn`` over ``items`` in order, on the pool when there is one."""
+    if pool is None or len(items) < 2:
+        return [fn(x) for x in items]
+    return list(pool.map(fn, items))
+
+
+def _field_margin(params: CoarseParams) -> int:
+    """Pixels by which the orientation field's support erodes the validity (see ``orientation_field``)."""
+    return int(np.ceil(2.0 * params.opt_sigma + 2.0 * params.smooth_sigma)) + 1
 
 
 def _decimate2(img: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,9 +408,15 @@ def _distinct(
 
 
 def _hill_climb(
-    level: _Level, start: CoarseCandidate, angle_step: float, log_scale_step: float, min_angle_step: float
+    level: _Level,
+    start: CoarseCandidate,
+    angle_step: float,
+    log_scale_step: float,
+    min_angle_step: float,
+    radius: int,
 ) -> CoarseCandidate:
-    """Local search in angle and scale around ``start``, halving the steps when no neighbour is better."""
+    """Local search in angle and scale around ``start``, halving the steps when no neighbour is better; each
+    neighbour's translation is searched within ``radius`` of the current best pose."""
     best = start
     da, ds = angle_step, log_scale_step
     for _ in range(12):
@@ -304,8 +424,10 @@ def _hill_climb(
         if ds > 0:
             moves += [(0.0, ds), (0.0, -ds)]
         improved = False
-        for a_off, s_off in moves:
-            c = level.evaluate(best.angle_deg + a_off, best.scale * float(np.exp(s_off)))
+        poses = [
+            (best.angle_deg + a_off, best.scale * float(np.exp(s_off)), best.matrix) for a_off, s_off in moves
+        ]
+        for c in level.evaluate_near_many(poses, radius):
             if c.score > best.score:
                 best, improved = c, True
         if not improved:
@@ -353,28 +475,47 @@ def coarse_search(
     ls_step = float(np.min(np.diff(np.log(scales)))) if len(scales) > 1 else 0.0
     max_scale = scales[-1] * float(np.exp(ls_step)) * 1.1
 
-    fine = _Level(sar, sar_valid, opt, opt_valid, max_scale, params)
-    use_two = params.two_level and min(sar.shape) >= 96 and min(opt.shape) >= 32
-    if use_two:
-        s2, sv2 = _decimate2(sar, sar_valid)
-        o2, ov2 = _decimate2(opt, opt_valid)
-        grid_level = _Level(s2, sv2, o2, ov2, max_scale, params)
-    else:
-        grid_level = fine
-    grid = sorted((grid_level.evaluate(a, s) for s in scales for a in angles), key=lambda c: -c.score)
-    seeds = _distinct(grid, params.n_seeds, 1.5 * a_step, 1.5 * ls_step if ls_step > 0 else 0.0)
-    if use_two:
-        verified = []
-        for sd in seeds:
-            trial = [fine.evaluate(sd.angle_deg + k * a_step, sd.scale) for k in params.verify_offsets]
-            verified.append(max(trial, key=lambda c: c.score))
-    else:
-        verified = list(seeds)
-    verified.sort(key=lambda c: -c.score)
-    refined = [
-        _hill_climb(fine, v, a_step / 6.0, ls_step / 2.0, params.min_angle_step)
-        for v in verified[: params.n_refine]
-    ]
+    n_threads = thread_count(params.threads)
+    pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
+    try:
+        base = float(np.sqrt(scales[0] * scales[-1]))  # the optical field is computed at this scale
+        fine = _Level(sar, sar_valid, opt, opt_valid, max_scale, params, pool, base)
+        use_two = params.two_level and min(sar.shape) >= 96 and min(opt.shape) >= 32
+        if use_two:
+            s2, sv2 = _decimate2(sar, sar_valid)
+            o2, ov2 = _decimate2(opt, opt_valid)
+            grid_level = _Level(s2, sv2, o2, ov2, max_scale, params, pool, base)
+        else:
+            grid_level = fine
+        grid = sorted(
+            grid_level.evaluate_many([(a, s) for s in scales for a in angles]), key=lambda c: -c.score
+        )
+        seeds = _distinct(grid, params.n_seeds, 1.5 * a_step, 1.5 * ls_step if ls_step > 0 else 0.0)
+        # Each seed is scored again on the finer level over all translations at its own angle and scale (the
+        # grid level can put the right pose's translation well off); the angles beside it and the refinement
+        # then search translations near that pose only: an FFT of the SAR size plus a margin.
+        radius = max(8, int(np.ceil(params.near_radius * max(sar.shape))))
+        if use_two:
+            again = fine.evaluate_many([(sd.angle_deg, sd.scale) for sd in seeds])
+            offsets = [k for k in params.verify_offsets if k != 0.0]
+            trials = fine.evaluate_near_many(
+                [(g.angle_deg + k * a_step, g.scale, g.matrix) for g in again for k in offsets], radius
+            )
+            n_off = len(offsets)
+            verified = [
+                max([g, *trials[i * n_off : (i + 1) * n_off]], key=lambda c: c.score)
+                for i, g in enumerate(again)
+            ]
+        else:
+            verified = list(seeds)
+        verified.sort(key=lambda c: -c.score)
+        refined = [
+            _hill_climb(fine, v, a_step / 6.0, ls_step / 2.0, params.min_angle_step, radius)
+            for v in verified[: params.n_refine]
+        ]
+    finally:
+        if pool is not None:
+            pool.shutdown()
     cands = sorted(refined + verified[params.n_refine :], key=lambda c: -c.score)
     best = cands[0]
     runner = None

@@ -8,10 +8,18 @@ Convention:
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from saropt.errors import ConfigError
+
+
+def thread_count(threads: int | None) -> int:
+    """Worker threads to use: ``threads``, or one per CPU core (at most 4) when ``None``."""
+    if threads is not None:
+        return max(1, int(threads))
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,11 @@ class AutoConfig:
         search_radius: largest shift searched at each fine level, in that level's pixels.
         final_radius: search radius of the last pass at full resolution (after the transform is refitted).
         max_points: candidates per level at most; the grid spacing follows from it.
+        refit_points: candidates of a pass that only refits the transform for the next one (every in-memory
+            pass but the final one and those that seed chips), on a grid as coarse as that many need; when its
+            affine has fewer than ``3 min_inliers`` inliers the pass is repeated with ``max_points``. An affine
+            through a couple of dozen well-spread inliers is already good to a fraction of the final search
+            radius, and a wrong start shows in this cheap pass.
         chip_points: candidates matched in chips at full resolution on scenes too big for memory (taken from the
             reliable matches of the level above, which then picks this many); about 40 % of them stay reliable
             on 1 m SAR, and each costs a few milliseconds.
@@ -68,6 +81,8 @@ class AutoConfig:
         keep_unreliable: :func:`auto_tiepoints` also returns the points below ``min_reliability`` (their
             ``score`` says so); off by default so that a plain fit of the result is safe.
         seed: RANSAC seed (results are deterministic).
+        threads: worker threads of the coarse search and the matching passes (``None``: one per CPU core, at
+            most 4). Results do not depend on it.
         array_nodata: for plain arrays: pixels at this value connected to the image border are nodata (black
             wedges of rotated patches); ``None`` treats every pixel as valid.
     """
@@ -92,6 +107,7 @@ class AutoConfig:
     search_radius: int = 10
     final_radius: int = 4
     max_points: int = 400
+    refit_points: int = 100
     chip_points: int = 1200
     min_spacing: int = 12
     max_level_pixels: int = 2048 * 2048
@@ -102,6 +118,7 @@ class AutoConfig:
     min_inliers: int = 6
     keep_unreliable: bool = False
     seed: int = 0
+    threads: int | None = None
     array_nodata: float | None = 0.0
 
     def __post_init__(self) -> None:
@@ -119,10 +136,12 @@ class AutoConfig:
             raise ConfigError(f"sar_operator must be 'ratio' or 'log_gaussian', got {self.sar_operator!r}")
         if self.template_size < 16 or self.search_radius < 2 or self.final_radius < 1:
             raise ConfigError("template_size must be >= 16, search_radius >= 2 and final_radius >= 1")
-        if self.max_points < 3 or self.min_spacing < 1:
-            raise ConfigError("max_points must be >= 3 and min_spacing >= 1")
+        if self.max_points < 3 or self.refit_points < 3 or self.min_spacing < 1:
+            raise ConfigError("max_points and refit_points must be >= 3 and min_spacing >= 1")
         if not 0.0 <= self.min_reliability <= 1.0:
             raise ConfigError(f"min_reliability must be in [0, 1], got {self.min_reliability}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 (or None for one per CPU core), got {self.threads}")
         if self.ransac_threshold_px <= 0 or self.ransac_iterations < 1 or self.min_inliers < 3:
             raise ConfigError("ransac_threshold_px must be > 0, ransac_iterations >= 1 and min_inliers >= 3")
 

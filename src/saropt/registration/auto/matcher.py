@@ -25,6 +25,7 @@ Convention:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -50,6 +51,7 @@ class MatchParams:
         rho_full: peak correlation from which the correlation factor is 1.
         margin_full: margin ``rho1 - rho2`` from which the distinctiveness factor is 1.
         batch: points per FFT batch (memory: ``batch * C * (T + 2r)^2 * 8`` bytes).
+        threads: batches matched at once on this many threads (the FFTs and products release the GIL).
     """
 
     template_size: int = 48
@@ -60,6 +62,7 @@ class MatchParams:
     rho_full: float = 0.4
     margin_full: float = 0.15
     batch: int = 64
+    threads: int = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,7 +129,7 @@ def window_variance(features: np.ndarray, t: int) -> np.ndarray:
 
 
 def correlation_surfaces(
-    templates: np.ndarray, windows: np.ndarray, variance: np.ndarray | None = None
+    templates: np.ndarray, windows: np.ndarray, variance: np.ndarray | None = None, workers: int = -1
 ) -> np.ndarray:
     """Zero-mean NCC of each template over each search window, summed over channels.
 
@@ -135,6 +138,7 @@ def correlation_surfaces(
         windows: ``(N, C, S, S)`` float32 with ``S = T + 2r``.
         variance: optional ``(N, 2r + 1, 2r + 1)`` window variances (:func:`window_variance`), computed here
             when ``None``.
+        workers: FFT threads (``scipy.fft`` convention; -1: all cores).
 
     Returns:
         ``(N, 2r + 1, 2r + 1)`` float32 correlation in ``[-1, 1]``; index ``[i, r + dy, r + dx]`` is shift
@@ -143,23 +147,38 @@ def correlation_surfaces(
     Convention:
         Shift ``(dx, dy)`` compares template pixel ``(u, v)`` with window pixel ``(u + r + dx, v + r + dy)``.
     """
-    _n, _c, t, _ = templates.shape
+    n, c, t, _ = templates.shape
     s = windows.shape[-1]
-    k = s - t + 1
-    t0 = templates - templates.mean(axis=(2, 3), keepdims=True)
-    tnorm = np.sqrt(np.einsum("ncij,ncij->n", t0, t0, dtype=np.float64))
     size = sfft.next_fast_len(s, real=True)
-    ft = sfft.rfft2(t0, s=(size, size), axes=(2, 3), workers=-1)
-    fw = sfft.rfft2(windows, s=(size, size), axes=(2, 3), workers=-1)
-    prod = np.einsum("ncij,ncij->nij", np.conj(ft), fw)
-    num = sfft.irfft2(prod, s=(size, size), axes=(1, 2), workers=-1)[:, :k, :k]
+    tp = np.zeros((n, c, size, size), np.float32)
+    tp[:, :, :t, :t] = templates
+    wp = np.zeros((n, c, size, size), np.float32)
+    wp[:, :, :s, :s] = windows
     if variance is None:
         sums = _box_sums(windows, t)  # (N, C, k, k)
         sq = _box_sums(np.einsum("ncij,ncij->nij", windows, windows)[:, None], t)[:, 0]
-        var = sq - np.einsum("ncij,ncij->nij", sums, sums) / float(t * t)
-    else:
-        var = variance
-    den = tnorm[:, None, None] * np.sqrt(np.maximum(var, 0.0))
+        variance = sq - np.einsum("ncij,ncij->nij", sums, sums) / float(t * t)
+    return _padded_surfaces(tp, wp, t, s, variance, workers)
+
+
+def _padded_surfaces(
+    tp: np.ndarray, wp: np.ndarray, t: int, s: int, variance: np.ndarray, workers: int
+) -> np.ndarray:
+    """:func:`correlation_surfaces` of templates and windows already zero-padded to the FFT size.
+
+    ``tp`` holds each ``t x t`` template in its top-left corner (made zero-mean here, in place), ``wp`` each
+    ``s x s`` window; both ``(N, C, size, size)`` float32 with ``size >= s``.
+    """
+    size = tp.shape[-1]
+    k = s - t + 1
+    tv = tp[:, :, :t, :t]
+    tv -= tv.mean(axis=(2, 3), keepdims=True)
+    tnorm = np.sqrt(np.square(tv).sum(axis=(1, 2, 3)).astype(np.float64))
+    ft = sfft.rfft2(tp, axes=(2, 3), workers=workers)
+    fw = sfft.rfft2(wp, axes=(2, 3), workers=workers)
+    prod = (np.conj(ft) * fw).sum(axis=1)
+    num = sfft.irfft2(prod, s=(size, size), axes=(1, 2), workers=workers)[:, :k, :k]
+    den = tnorm[:, None, None] * np.sqrt(np.maximum(variance, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 1e-9, num / np.maximum(den, 1e-30), 0.0)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
@@ -252,17 +271,37 @@ def match_stacks(
     Convention:
         Offsets ``(dx, dy)``, x = column: the template matches the window at its centre plus the offset.
     """
-    n = templates.shape[0]
-    out: dict[str, list[np.ndarray]] = {}
-    for b0 in range(0, n, max(1, params.batch)):
-        var = None if variance is None else variance[b0 : b0 + params.batch]
-        surf = correlation_surfaces(templates[b0 : b0 + params.batch], windows[b0 : b0 + params.batch], var)
-        for k, v in analyse_surfaces(surf, params).items():
-            out.setdefault(k, []).append(v)
+
+    def one(sl: slice) -> dict[str, np.ndarray]:
+        var = None if variance is None else variance[sl]
+        surf = correlation_surfaces(templates[sl], windows[sl], var, workers=_fft_workers(params))
+        return analyse_surfaces(surf, params)
+
+    return _in_batches(templates.shape[0], params, one)
+
+
+def _fft_workers(params: MatchParams) -> int:
+    """FFT threads inside one batch: one when batches themselves run in parallel."""
+    return 1 if params.threads > 1 else -1
+
+
+def _in_batches(
+    n: int, params: MatchParams, one: Callable[[slice], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """``one`` over batches of ``params.batch`` points (on ``params.threads`` threads), results concatenated."""
     if n == 0:
         side = 2 * params.search_radius + 1
         return analyse_surfaces(np.zeros((0, side, side), np.float32), params)
-    return {key: np.concatenate(v) for key, v in out.items()}
+    step = max(1, params.batch)
+    batches = [slice(b0, b0 + step) for b0 in range(0, n, step)]
+    if params.threads > 1 and len(batches) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(params.threads, len(batches))) as pool:
+            parts = list(pool.map(one, batches))
+    else:
+        parts = [one(b) for b in batches]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def _result(res: dict[str, np.ndarray], ok: np.ndarray) -> MatchResult:
@@ -339,24 +378,43 @@ def match_points(
     frac_s = _window_fraction(tgt_valid, x0 - r, y0 - r, s)
     ok = in_image & (frac_t >= params.min_valid_fraction) & (frac_s >= params.min_valid_fraction)
     idx = np.flatnonzero(ok)
-    temps = extract_windows(ref_features, x0[idx], y0[idx], t)
-    wins = extract_windows(tgt_features, x0[idx] - r, y0[idx] - r, s)
     if variance is None:
         variance = window_variance(tgt_features, t)
     k = 2 * r + 1
-    var = extract_windows(variance[None], x0[idx] - r, y0[idx] - r, k)[:, 0]
-    return _result(match_stacks(temps, wins, params, var), ok)
+    xs, ys = x0[idx], y0[idx]
+    var = extract_windows(variance[None], xs - r, ys - r, k)[:, 0]
+    size = sfft.next_fast_len(s, real=True)
+
+    def one(sl: slice) -> dict[str, np.ndarray]:
+        # templates and windows cut straight into FFT-sized buffers, one batch at a time (stays in cache)
+        tp = extract_windows(ref_features, xs[sl], ys[sl], t, out_size=size)
+        wp = extract_windows(tgt_features, xs[sl] - r, ys[sl] - r, s, out_size=size)
+        return analyse_surfaces(_padded_surfaces(tp, wp, t, s, var[sl], _fft_workers(params)), params)
+
+    return _result(_in_batches(len(idx), params, one), ok)
 
 
-def extract_windows(a: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.ndarray:
+def extract_windows(
+    a: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int, out_size: int | None = None
+) -> np.ndarray:
     """Square windows of a ``(C, H, W)`` array, zero where they leave it.
 
+    Args:
+        a: ``(C, H, W)`` array.
+        x0: window left columns.
+        y0: window top rows.
+        size: window side.
+        out_size: side of the returned arrays (``>= size``; default ``size``): each window in the top-left
+            corner of a zero array this big (ready for an FFT of that size).
+
     Returns:
-        ``(N, C, size, size)`` float32; window ``i`` starts at pixel ``(x0[i], y0[i])``.
+        ``(N, C, out_size, out_size)`` float32; window ``i`` starts at pixel ``(x0[i], y0[i])``.
     """
+    # A loop of block copies: as fast as any gather here (the copy is memory-bound), and no padded copy.
     c, h, w = a.shape
-    out = np.zeros((len(x0), c, size, size), np.float32)
-    for i, (x, y) in enumerate(zip(x0.tolist(), y0.tolist())):
+    side = size if out_size is None else max(int(out_size), size)
+    out = np.zeros((len(x0), c, side, side), np.float32)
+    for i, (x, y) in enumerate(zip(np.asarray(x0).tolist(), np.asarray(y0).tolist())):
         xa, ya = max(x, 0), max(y, 0)
         xb, yb = min(x + size, w), min(y + size, h)
         if xb > xa and yb > ya:
@@ -366,5 +424,13 @@ def extract_windows(a: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) ->
 
 def _window_fraction(mask: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.ndarray:
     """Fraction of valid pixels in each ``size x size`` window (outside the array counts as invalid)."""
-    sub = extract_windows(mask[None].astype(np.float32), x0, y0, size)
-    return sub.reshape(len(x0), -1).mean(axis=1) if len(x0) else np.zeros(0)
+    if len(x0) == 0:
+        return np.zeros(0)
+    h, w = mask.shape
+    # summed-area table with a zero first row and column; windows are clipped to the array
+    sat = np.zeros((h + 1, w + 1), np.int64)
+    sat[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
+    xa, ya = np.clip(x0, 0, w), np.clip(y0, 0, h)
+    xb, yb = np.clip(np.asarray(x0) + size, 0, w), np.clip(np.asarray(y0) + size, 0, h)
+    count = sat[yb, xb] - sat[ya, xb] - sat[yb, xa] + sat[ya, xa]
+    return count / float(size * size)

@@ -2,10 +2,13 @@
 
 1. **Start**: a prior transform (given, or from geocoding when both scenes are georeferenced), refined by a
    translation and small-rotation search on the coarse level; without one, an exhaustive rotation (full circle)
-   and scale search on the coarse level (:mod:`~saropt.registration.auto.coarse`).
+   and scale search on the coarse level (:mod:`~saropt.registration.auto.coarse`). When the result has too few
+   inliers the whole search runs again from a finer coarse level (``config.retry_coarse_size``); a start whose
+   last level cannot even refit the transform is left there for the retry, and finished only if that fails too.
 2. **Pyramid**: from the coarse level down to full resolution in steps of at most 4, one matching pass per
    level (:mod:`~saropt.registration.auto.refine`), each followed by a robust affine refit, so initial offsets
-   of tens to hundreds of pixels shrink to a pixel. Levels too big for memory are matched in chips.
+   of tens to hundreds of pixels shrink to a pixel. Levels too big for memory are matched in chips. A pass that
+   only refits uses ``config.refit_points`` candidates (all ``max_points`` if too few agree).
 3. **Final pass** at full resolution with a small search radius around the refitted transform: these are the
    tie points, with reliabilities.
 4. **Fit** (:func:`register`): staged filtering, flags not deletions: points below ``min_reliability`` are
@@ -129,6 +132,7 @@ def _coarse(
             angles_deg=config.angles(),
             scales=config.scales(expected),
             sar_operator=config.sar_operator,
+            threads=config.threads,
         )
         res = coarse_search(simg, sval, oimg, oval, params)
         m = np.linalg.inv(sar_to_c) @ res.best.matrix @ opt_to_c
@@ -153,7 +157,13 @@ def _coarse(
         tol = config.prior_angle_tol_deg
         step = max(0.5, tol / 2.0)
         angles = tuple(float(a) for a in np.arange(-tol, tol + 1e-9, step)) if tol > 0 else (0.0,)
-        params = CoarseParams(angles_deg=angles, scales=(1.0,), sar_operator=config.sar_operator, n_seeds=2)
+        params = CoarseParams(
+            angles_deg=angles,
+            scales=(1.0,),
+            sar_operator=config.sar_operator,
+            n_seeds=2,
+            threads=config.threads,
+        )
         res = coarse_search(simg, sval, wimg, wval, params)
         m = np.linalg.inv(sar_to_c) @ res.best.matrix @ shift @ sar_to_c @ m0
     return m, res, f_c
@@ -198,16 +208,19 @@ def independent_count(xy: np.ndarray, score: np.ndarray, min_distance: float) ->
     Convention:
         ``xy`` in pixels (x = column, y = row).
     """
-    if len(xy) == 0:
+    n = len(xy)
+    if n == 0:
         return 0
     order = np.argsort(-np.asarray(score), kind="stable")
-    kept: list[np.ndarray] = []
+    pts = np.asarray(xy, dtype=np.float64)[order]
     d2 = float(min_distance) ** 2
-    for i in order:
-        p = xy[i]
-        if all(float(((p - q) ** 2).sum()) >= d2 for q in kept):
-            kept.append(p)
-    return len(kept)
+    # close[i, j]: points i and j are closer than min_distance (a few thousand points at most: one matrix)
+    close = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(axis=2) < d2
+    alive = np.ones(n, dtype=bool)
+    for i in range(n):  # best first: a kept point removes the worse points close to it
+        if alive[i]:
+            alive[i + 1 :] &= ~close[i, i + 1 :]
+    return int(alive.sum())
 
 
 def _levels(f_c: float, region: Window, max_pixels: int) -> list[float]:
@@ -240,9 +253,23 @@ def _coarse_info(cres: CoarseResult, f_c: float, m: np.ndarray) -> dict[str, Any
 
 
 def _pyramid(
-    sar: Source, opt: Source, region: Window, m: np.ndarray, f_c: float, config: AutoConfig
-) -> tuple[PassResult, np.ndarray, int, list[dict[str, Any]]]:
-    """Matching passes from the coarse level down; returns the final pass, its transform, inliers and log."""
+    sar: Source,
+    opt: Source,
+    region: Window,
+    m: np.ndarray,
+    f_c: float,
+    config: AutoConfig,
+    give_up_early: bool = False,
+    matchers: dict[float, LevelMatcher] | None = None,
+) -> tuple[PassResult | None, np.ndarray, int, list[dict[str, Any]]]:
+    """Matching passes from the coarse level down; returns the final pass, its transform, inliers and log.
+
+    With ``give_up_early``, a last level whose first pass cannot refit the transform (the coarse start was
+    probably wrong) ends there and the final pass comes back as ``None``: the caller has another start to try,
+    and runs this one again in full only if that fails too. ``matchers`` keeps the in-memory levels (their SAR
+    features) between calls, for the next start.
+    """
+    matchers = {} if matchers is None else matchers
     passes: list[dict[str, Any]] = []
     prev: PassResult | None = None
     levels = _levels(f_c, region, config.max_level_pixels)
@@ -253,20 +280,29 @@ def _pyramid(
         next_is_chips = (
             not last and levels[k + 1] <= 1.0 and region.width * region.height > config.max_level_pixels
         )
+        threshold = config.ransac_threshold_px * max(1.0, f)
         if f > 1.0 or region.width * region.height <= config.max_level_pixels:
-            lm: LevelMatcher | None = LevelMatcher(sar, opt, region, f, config)
-            n_pts = config.chip_points if next_is_chips else config.max_points
-            pr = lm.match(m, config.search_radius, max_points=n_pts)  # type: ignore[union-attr]
+            level = matchers.get(f) or LevelMatcher(sar, opt, region, f, config)
+            if region.width * region.height / (f * f) <= config.max_level_pixels / 4:
+                matchers[f] = level  # kept for the next start when small (big levels would hold much memory)
+            if next_is_chips:
+                pr = level.match(m, config.search_radius, max_points=config.chip_points)
+                m_new, n_in = _fit_affine(pr, threshold, config)
+            else:
+                pr, m_new, n_in = _refit_pass(level, m, threshold, config, retry=not (last and give_up_early))
+            lm: LevelMatcher | None = level
             mode = "memory"
         else:
             lm = None
             pr = match_chips(sar, opt, m, _chip_points(prev, config, region), config.search_radius, config)
+            m_new, n_in = _fit_affine(pr, threshold, config)
             mode = "chips"
-        m_new, n_in = _fit_affine(pr, config.ransac_threshold_px * max(1.0, f), config)
         passes.append(_pass_info(f, mode, config.search_radius, pr, n_in))
         if m_new is not None:
             m = m_new
         if last:
+            if m_new is None and give_up_early:
+                return None, m, n_in, passes
             if lm is not None:
                 # candidates picked again on the optical warped with the refitted transform: a better warp lifts
                 # many points that were below the reliability threshold in the first pass above it
@@ -278,9 +314,27 @@ def _pyramid(
             _, n_final = _fit_affine(final, config.ransac_threshold_px, config)
             passes.append(_pass_info(f, mode, config.final_radius, final, n_final))
         prev = pr
-    if final is None:  # pragma: no cover - levels is never empty
-        raise RegistrationError(BLANK_MESSAGE)
     return final, m, n_final, passes
+
+
+def _refit_pass(
+    lm: LevelMatcher, m: np.ndarray, threshold: float, config: AutoConfig, retry: bool = True
+) -> tuple[PassResult, np.ndarray | None, int]:
+    """A pass that only refits the transform: ``config.refit_points`` well-spread candidates, and all
+    ``config.max_points`` when those give fewer than ``3 min_inliers`` affine inliers (with ``retry=False`` not
+    when they give no transform at all: the start is wrong, not the sample too small)."""
+    n_pts = min(config.refit_points, config.max_points)
+    pr = lm.match(m, config.search_radius, max_points=n_pts)
+    m_new, n_in = _fit_affine(pr, threshold, config)
+    if m_new is None and not retry:
+        return pr, m_new, n_in
+    if n_in < 3 * config.min_inliers and n_pts < config.max_points:
+        pr2 = lm.match(m, config.search_radius, max_points=config.max_points)
+        m2, n2 = _fit_affine(pr2, threshold, config)
+        logger.debug("refit pass: %d inliers from %d points, %d from %d", n_in, n_pts, n2, config.max_points)
+        if m_new is None or (m2 is not None and n2 >= n_in):
+            return pr2, m2, n2
+    return pr, m_new, n_in
 
 
 def match_auto(
@@ -341,20 +395,34 @@ def match_auto(
     if config.retry_coarse_size and config.retry_coarse_size > config.coarse_size:
         sizes.append(config.retry_coarse_size)
     best: tuple[int, PassResult, np.ndarray, dict[str, Any]] | None = None
+    cut_short: list[tuple[np.ndarray, float, dict[str, Any]]] = []
+    matchers: dict[float, LevelMatcher] = {}  # levels shared by the starts (same SAR features)
     for attempt, size in enumerate(sizes):
         if attempt > 0 and max(region.width, region.height) <= sizes[attempt - 1]:
             break  # the previous attempt already searched at full resolution
+        more = attempt + 1 < len(sizes) and max(region.width, region.height) > size
         m, cres, f_c = _coarse(s_src, o_src, region, m0, replace(config, coarse_size=size))
         info: dict[str, Any] = {"coarse": _coarse_info(cres, f_c, m)}
-        final, m_final, n_in, passes = _pyramid(s_src, o_src, region, m, f_c, config)
+        final, m_final, n_in, passes = _pyramid(
+            s_src, o_src, region, m, f_c, config, give_up_early=more, matchers=matchers
+        )
         info["passes"] = passes
         logger.debug("coarse size %d: %d affine inliers in the final pass", size, n_in)
+        if final is None:
+            cut_short.append((m, f_c, info))  # no final pass: finished below if no start succeeds
+            continue
         if best is None or n_in > best[0]:
             best = (n_in, final, m_final, info)
-        n_usable = int(final.usable.sum())
-        if n_in >= max(2 * config.min_inliers, int(0.2 * n_usable)):
+        if n_in >= max(2 * config.min_inliers, int(0.2 * int(final.usable.sum()))):
             break
-    if best is None:  # pragma: no cover - sizes is never empty
+    else:
+        # No start met the bar: finish the ones cut short and keep the best of all.
+        for m, f_c, info in cut_short:
+            final, m_final, n_in, passes = _pyramid(s_src, o_src, region, m, f_c, config, matchers=matchers)
+            info["passes"] = passes
+            if final is not None and (best is None or n_in > best[0]):
+                best = (n_in, final, m_final, info)
+    if best is None:  # pragma: no cover - the last attempt always runs its final pass
         raise RegistrationError(BLANK_MESSAGE)
     _, final, m, info = best
     meta.update(info)

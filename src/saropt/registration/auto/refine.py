@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from saropt.io.windows import Window
-from saropt.registration.auto.config import AutoConfig
+from saropt.registration.auto.config import AutoConfig, thread_count
 from saropt.registration.auto.features import structural_features
 from saropt.registration.auto.keypoints import select_candidates
 from saropt.registration.auto.matcher import MatchParams, _result, match_points, match_stacks, window_variance
@@ -187,7 +187,9 @@ class LevelMatcher:
         else:
             pts = np.rint(_apply(self.to_level, points)).astype(np.int64)
             texture = float("nan")
-        params = MatchParams(template_size=cfg.template_size, search_radius=int(radius))
+        params = MatchParams(
+            template_size=cfg.template_size, search_radius=int(radius), threads=thread_count(cfg.threads)
+        )
         if self._sar_var is None:
             self._sar_var = window_variance(self.sar_feat, cfg.template_size)
         res = match_points(ofeat, ofvalid, self.sar_feat, self.sar_fvalid, pts, params, self._sar_var)
@@ -291,7 +293,7 @@ def match_chips(
             temps[i] = of[:, c0t : c0t + t, c0t : c0t + t]
             wins[i] = sf[:, margin : margin + t + 2 * r, margin : margin + t + 2 * r]
             ok[i] = True
-    params = MatchParams(template_size=t, search_radius=r)
+    params = MatchParams(template_size=t, search_radius=r, threads=thread_count(config.threads))
     idx = np.flatnonzero(ok)
     res = _result(match_stacks(temps[idx], wins[idx], params), ok)
     sar_xy = pts + np.nan_to_num(res.offset)
