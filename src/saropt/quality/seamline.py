@@ -188,18 +188,25 @@ def seamline_score(
     resid = step[:, :, :-1, :] - beta[None, None, :, None].astype(np.float32) * step[:, :, -1:, :]
 
     # Consistent step along each line: the lower quartile when positive, minus the upper one when negative.
+    # Only long enough lines count for the optical channels, so only theirs are sorted; the SAR's sharp step
+    # is needed on every line (it supports its neighbours).
     n_ok = valid.sum(axis=-1)  # (angle, line)
     last = np.maximum(n_ok - 1, 0)
     n_opt = n_ch - 1
-    both = np.concatenate([resid, np.where(valid[:, :, None, :], sharp, np.nan)], axis=2)
-    both = np.sort(both, axis=-1)  # NaN sorts last, so the first n_ok samples of each line are its valid ones
-    shape = both.shape[:-1] + (1,)
-    lo_idx = np.broadcast_to(np.floor(STEP_QUANTILE * last + 0.5).astype(np.intp)[:, :, None, None], shape)
-    hi_idx = np.broadcast_to(
-        np.floor((1.0 - STEP_QUANTILE) * last + 0.5).astype(np.intp)[:, :, None, None], shape
-    )
-    lower = np.take_along_axis(both, lo_idx, axis=-1)[..., 0]
-    upper = np.take_along_axis(both, hi_idx, axis=-1)[..., 0]
+    lo_k = np.floor(STEP_QUANTILE * last + 0.5).astype(np.intp)
+    hi_k = np.floor((1.0 - STEP_QUANTILE) * last + 0.5).astype(np.intp)
+    long_line = n_ok >= MIN_LENGTH * n
+    lower = np.zeros((N_ANGLES, n_lines, n_opt + n_ch), np.float32)
+    upper = np.zeros_like(lower)
+    sar_sorted = np.sort(np.where(valid, sharp[:, :, -1, :], np.nan), axis=-1)  # NaN last
+    lower[..., -1] = np.take_along_axis(sar_sorted, lo_k[..., None], axis=-1)[..., 0]
+    upper[..., -1] = np.take_along_axis(sar_sorted, hi_k[..., None], axis=-1)[..., 0]
+    if long_line.any():
+        sel = np.concatenate([resid[long_line], sharp[long_line][:, :-1]], axis=1)  # (lines, channels, t)
+        sel = np.where(valid[long_line][:, None, :], sel, np.nan)
+        sel.sort(axis=-1)
+        lower[long_line, :-1] = np.take_along_axis(sel, lo_k[long_line][:, None, None], axis=-1)[..., 0]
+        upper[long_line, :-1] = np.take_along_axis(sel, hi_k[long_line][:, None, None], axis=-1)[..., 0]
     consistent = np.nan_to_num(np.maximum(np.maximum(lower, -upper), 0.0), nan=0.0)  # (angle, line, channel)
     opt_step = np.minimum(consistent[..., :n_opt], SHARPNESS * consistent[..., n_opt : 2 * n_opt])
     opt_step = np.where((n_ok >= MIN_LENGTH * n)[..., None], opt_step, 0.0)
