@@ -169,3 +169,30 @@ def test_backbone_weight_errors(tmp_path: Path) -> None:
         load_backbone_weights(bb, lst, 3)
     with pytest.raises(CheckpointError, match="not found"):
         load_backbone_weights(bb, tmp_path / "missing.pth", 3)
+
+
+@pytest.mark.parametrize("kind", ["bnn", "pseudo_siamese"])
+def test_pool_grid_codes_are_the_feature_map_averaged_on_a_grid(kind: str) -> None:
+    torch.manual_seed(0)
+    m = build_model(kind, TINY, embedding_dim=8, pool_grid=2).eval()
+    enc = m.sar_branch
+    assert isinstance(enc[1], torch.nn.AdaptiveAvgPool2d)  # the backbone stays the first layer (osm:)
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        fmap = enc[0](m.norm(x))
+        assert fmap.ndim == 4 and fmap.shape[-1] == 2  # unpooled stride-32 map of a 64 px input
+        grid = torch.nn.functional.adaptive_avg_pool2d(fmap, 2).flatten(1)  # (2, C * 4), channel-major
+        codes = m.encode_sar(x)
+        if kind == "bnn":
+            head = enc[3]
+            assert head.in_features == fmap.shape[1] * 4
+            assert torch.allclose(codes, torch.sigmoid(head(grid)), atol=1e-6)
+        else:
+            assert torch.allclose(codes, grid, atol=1e-6)
+        # the grid keeps layout: moving the content changes the grid cells, not just their mean
+        swapped = enc[0](m.norm(torch.flip(x, dims=[-1])))
+        assert not torch.allclose(
+            torch.nn.functional.adaptive_avg_pool2d(swapped, 2).flatten(1), grid, atol=1e-4
+        )
+    with pytest.raises(ConfigError, match="pool_grid"):
+        build_model(kind, TINY, pool_grid=0)

@@ -143,6 +143,8 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> Any:
         hidden_dim=cfg.hidden_dim,
         dropout=cfg.dropout,
         input_norm=cfg.input_norm,
+        backbone_args=cfg.backbone_args,
+        pool_grid=cfg.pool_grid,
     )
     try:
         model.load_state_dict(ckpt["model"])

@@ -18,6 +18,8 @@ RESUMABLE_CHANGES = frozenset(
     {"epochs", "max_minutes", "device", "threads", "num_workers", "log_every", "data"}
 )
 
+SAMPLERS = ("patches", "scene_crops")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -27,7 +29,12 @@ class TrainConfig:
         model: ``"bnn"`` (Bridge Neural Network) or ``"pseudo_siamese"`` (BCE classifier baseline).
         backbone: timm model name of both (unshared) branches.
         embedding_dim: BNN embedding size ``n``.
+        backbone_args: extra keyword arguments for ``timm.create_model`` (e.g. ``{"channels": [32, 64, 128,
+            256], "stem_width": 16}`` for a narrower ResNet); stored in checkpoints.
         backbone_weights: optional local weight files ``{"sar": path, "opt": path}``; nothing is downloaded.
+        pool_grid: ``1``: global average pooling of the backbone's last feature map (the usual classifier
+            input); ``g > 1``: average pooling to a ``g x g`` grid, flattened, so codes keep the layout of the
+            patch (:func:`saropt.matching.models.branch_encoder`).
         hidden_dim: pseudo-siamese fusion head width.
         dropout: pseudo-siamese fusion head dropout.
         input_norm: ``"standardize"`` (zero mean, unit variance per image and channel, inside the model) or
@@ -35,6 +42,25 @@ class TrainConfig:
         crop: native crop side taken from each patch (0 = whole patch).
         size: model input side after resizing (0 = no resize).
         augment: ``"none"``, ``"flip"`` or ``"flip_rot90"`` (joint, training only).
+        sampler: ``"patches"`` (each epoch visits every training patch once, a random ``crop`` inside it) or
+            ``"scene_crops"`` (windows drawn anywhere in the training scenes, rebuilt from their patches:
+            :mod:`saropt.matching.scene_crops`; needs patch windows, as ``saropt build`` datasets have).
+        samples_per_epoch: ``scene_crops``: pairs per epoch (0 = the number of training patches).
+        crops_per_scene: ``scene_crops``: consecutive pairs of a batch drawn from the same scene, so in-batch
+            negatives include spatial neighbours.
+        crop_spread: ``scene_crops``: ``> 0`` places the other windows of a same-scene group within this many
+            native pixels of its first window (shifted views of one place as negatives; 0 = anywhere).
+        scale_jitter: ``scene_crops``: native crop side ``crop * s`` with ``s`` log-uniform in
+            ``[1 / (1 + scale_jitter), 1 + scale_jitter]`` (0 = fixed).
+        negative_min_offset: in-batch re-pairings of two windows of the same scene whose centres are closer
+            than this fraction of ``crop`` in both x and y are not used as negatives (they overlap: they are
+            not non-matches). 0 uses every re-pairing.
+        neg_margin: BNN: negatives are pushed to ``d >= neg_margin``, loss ``max(0, neg_margin - d)^2`` (1.0
+            is the paper's ``(1 - d)^2``).
+        nce_weight: BNN: weight of an added symmetric InfoNCE term on the same distances, logits
+            ``-d / temperature`` over the batch (0 = the paper's loss alone). The model, its distance and its
+            decision rule stay the BNN's.
+        temperature: InfoNCE softmax temperature on ``d``.
         negatives_per_positive: in-batch re-pairings (rolls) per positive pair.
         epochs: number of epochs.
         batch_size: positive pairs per batch.
@@ -66,13 +92,24 @@ class TrainConfig:
     model: str = "bnn"
     backbone: str = "resnet18"
     embedding_dim: int = 64
+    backbone_args: dict[str, Any] = field(default_factory=dict)
     backbone_weights: dict[str, str] = field(default_factory=dict)
+    pool_grid: int = 1
     hidden_dim: int = 256
     dropout: float = 0.3
     input_norm: str = "standardize"
     crop: int = 0
     size: int = 0
     augment: str = "flip"
+    sampler: str = "patches"
+    samples_per_epoch: int = 0
+    crops_per_scene: int = 1
+    crop_spread: int = 0
+    scale_jitter: float = 0.0
+    negative_min_offset: float = 0.5
+    neg_margin: float = 1.0
+    nce_weight: float = 0.0
+    temperature: float = 0.1
     negatives_per_positive: int = 1
     epochs: int = 10
     batch_size: int = 32
@@ -105,6 +142,7 @@ class TrainConfig:
                 f"model must be 'bnn' or 'pseudo_siamese', got {self.model!r}",
             ),
             (self.embedding_dim >= 1, "embedding_dim must be >= 1"),
+            (1 <= self.pool_grid <= 16, "pool_grid must be in 1..16"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (
                 self.batch_size >= 2,
@@ -125,6 +163,18 @@ class TrainConfig:
                 f"augment must be none, flip or flip_rot90, got {self.augment!r}",
             ),
             (self.crop >= 0 and self.size >= 0, "crop and size must be >= 0"),
+            (
+                self.sampler in SAMPLERS,
+                f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}",
+            ),
+            (
+                self.samples_per_epoch >= 0 and self.crops_per_scene >= 1 and self.crop_spread >= 0,
+                "samples_per_epoch and crop_spread must be >= 0, crops_per_scene >= 1",
+            ),
+            (0.0 <= self.scale_jitter <= 1.0, "scale_jitter must be in [0, 1]"),
+            (0.0 <= self.negative_min_offset <= 2.0, "negative_min_offset must be in [0, 2]"),
+            (0.0 < self.neg_margin <= 1.0, "neg_margin must be in (0, 1]"),
+            (self.nce_weight >= 0.0 and self.temperature > 0.0, "nce_weight must be >= 0, temperature > 0"),
             (
                 self.input_norm in ("none", "standardize"),
                 f"input_norm must be none or standardize, got {self.input_norm!r}",
@@ -164,6 +214,11 @@ class TrainConfig:
         kw = dict(d)
         if kw.get("backbone_weights") is None:
             kw["backbone_weights"] = {}
+        if kw.get("backbone_args") is None:
+            kw["backbone_args"] = {}
+        if not isinstance(kw["backbone_args"], Mapping):
+            raise ConfigError("backbone_args must be a mapping of timm.create_model keyword arguments")
+        kw["backbone_args"] = {str(k): v for k, v in dict(kw["backbone_args"]).items()}
         kw["backbone_weights"] = {k: str(v) for k, v in dict(kw["backbone_weights"]).items() if v}
         try:
             kw = {k: _coerce(cls, k, v) for k, v in kw.items()}

@@ -52,17 +52,67 @@ def bnn_distance_matrix(emb_sar: "torch.Tensor", emb_opt: "torch.Tensor") -> "to
     return torch.cdist(emb_sar.double(), emb_opt.double()).to(emb_sar.dtype) / (n**0.5)
 
 
-def bnn_loss(d_pos: "torch.Tensor", d_neg: "torch.Tensor") -> "torch.Tensor":
-    """The BNN loss ``mean(d_pos^2) + mean((1 - d_neg)^2)``.
+def bnn_loss(
+    d_pos: "torch.Tensor",
+    d_neg: "torch.Tensor",
+    neg_weight: "torch.Tensor | None" = None,
+    neg_margin: float = 1.0,
+) -> "torch.Tensor":
+    """The BNN loss ``mean(d_pos^2) + mean((1 - d_neg)^2)``, optionally with a margin and negative weights.
 
     Args:
         d_pos: ``(P,)`` distances of matching pairs.
         d_neg: ``(Q,)`` distances of non-matching pairs.
+        neg_weight: optional ``(Q,)`` weights of the negatives (0 leaves a pair out); the negative term is
+            their weighted mean (0 when every weight is 0).
+        neg_margin: negatives cost ``max(0, neg_margin - d)^2``; 1.0 (the default) is the paper's
+            ``(1 - d)^2``.
 
     Returns:
         A scalar tensor.
     """
-    return (d_pos**2).mean() + ((1.0 - d_neg) ** 2).mean()
+    import torch
+
+    neg = torch.clamp(neg_margin - d_neg, min=0.0) ** 2
+    if neg_weight is None:
+        return (d_pos**2).mean() + neg.mean()
+    w = neg_weight.to(neg.dtype)
+    return (d_pos**2).mean() + (neg * w).sum() / torch.clamp(w.sum(), min=1.0)
+
+
+def negative_weights(
+    scene: "torch.Tensor", centre: "torch.Tensor", shift: int, min_offset: float
+) -> "torch.Tensor | None":
+    """Which re-paired pairs of a batch are true non-matches: 0 for two windows of one scene that overlap.
+
+    Pair ``i`` of re-pairing ``shift`` is SAR window ``i`` with optical window ``(i - shift) mod B``
+    (:func:`roll_pairs`). It is left out (weight 0) when both windows come from the same scene and their
+    centres are closer than ``min_offset`` in x **and** in y; unknown scenes (``-1``) or centres (NaN) are
+    always kept.
+
+    Args:
+        scene: ``(B,)`` scene numbers.
+        centre: ``(B, 2)`` window centres ``(x, y)`` in scene pixels.
+        shift: the roll shift.
+        min_offset: minimum centre distance in pixels (0: keep every pair).
+
+    Returns:
+        ``(B,)`` float weights, or ``None`` when every pair is kept.
+
+    Convention:
+        ``centre`` = ``(x, y)`` = (column, row), pixels of the scene, 0-based.
+    """
+    import torch
+
+    if min_offset <= 0:
+        return None
+    other_scene = torch.roll(scene, shifts=shift, dims=0)
+    gap = (centre - torch.roll(centre, shifts=shift, dims=0)).abs()
+    near = (gap[:, 0] < min_offset) & (gap[:, 1] < min_offset)  # NaN compares false: kept
+    drop = (scene == other_scene) & (scene >= 0) & near
+    if not bool(drop.any()):
+        return None
+    return (~drop).float()
 
 
 def pair_bce_loss(logit_pos: "torch.Tensor", logit_neg: "torch.Tensor") -> "torch.Tensor":
@@ -111,3 +161,60 @@ def roll_pairs(x: "torch.Tensor", shift: int) -> "torch.Tensor":
     import torch
 
     return torch.roll(x, shifts=shift, dims=0)
+
+
+def overlap_matrix(scene: "torch.Tensor", centre: "torch.Tensor", min_offset: float) -> "torch.Tensor":
+    """``(B, B)`` bool: windows ``i`` and ``j`` (``i != j``) of one scene whose centres are closer than
+    ``min_offset`` in x and in y, so that ``(sar i, opt j)`` is not a true non-match.
+
+    Args:
+        scene: ``(B,)`` scene numbers (-1 unknown: never overlapping).
+        centre: ``(B, 2)`` window centres ``(x, y)`` in scene pixels (NaN unknown).
+        min_offset: minimum centre distance in pixels (0: nothing overlaps).
+
+    Convention:
+        ``centre`` = ``(x, y)`` = (column, row), pixels of the scene, 0-based.
+    """
+    import torch
+
+    b = scene.shape[0]
+    if min_offset <= 0:
+        return torch.zeros((b, b), dtype=torch.bool)
+    gap = (centre[:, None, :] - centre[None, :, :]).abs()
+    near = (gap[..., 0] < min_offset) & (gap[..., 1] < min_offset)
+    same = (scene[:, None] == scene[None, :]) & (scene[:, None] >= 0)
+    return same & near & ~torch.eye(b, dtype=torch.bool)
+
+
+def info_nce_loss(
+    emb_sar: "torch.Tensor",
+    emb_opt: "torch.Tensor",
+    temperature: float,
+    exclude: "torch.Tensor | None" = None,
+) -> "torch.Tensor":
+    """Symmetric InfoNCE on BNN distances: each SAR window must pick its optical window among the batch's
+    (and the other way round), with logits ``-d / temperature``.
+
+    It ranks every positive against all ``B - 1`` in-batch negatives at once and weights hard negatives
+    more (softmax), where the pair loss of the paper weights every negative the same.
+
+    Args:
+        emb_sar: ``(B, n)`` SAR embeddings.
+        emb_opt: ``(B, n)`` optical embeddings of the same places.
+        temperature: softmax temperature on the normalised distance ``d`` (in ``[0, 1]``).
+        exclude: optional ``(B, B)`` bool of pairs that are neither positive nor negative (overlapping
+            windows; :func:`overlap_matrix`).
+
+    Returns:
+        A scalar tensor.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n = emb_sar.shape[-1]
+    sq = ((emb_sar[:, None, :] - emb_opt[None, :, :]) ** 2).sum(-1) / n
+    logits = -torch.sqrt(torch.clamp(sq, min=1e-12)) / temperature
+    if exclude is not None:
+        logits = logits.masked_fill(exclude.to(logits.device), float("-inf"))
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

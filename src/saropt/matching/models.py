@@ -57,13 +57,20 @@ class _InputNorm(nn.Module):
         return standardize_per_image(x) if self.mode == "standardize" else x
 
 
-def create_backbone(name: str, in_chans: int, weights: str | Path | None = None) -> "nn.Module":
+def create_backbone(
+    name: str,
+    in_chans: int,
+    weights: str | Path | None = None,
+    args: Mapping[str, Any] | None = None,
+) -> "nn.Module":
     """A timm backbone without classifier (``num_classes=0``: it returns pooled ``(B, F)`` features).
 
     Args:
         name: a timm model name, e.g. ``"resnet18"``, ``"resnet50"``, ``"darknet53"``.
         in_chans: input channels (1 for single-polarisation SAR, 3 for RGB optical).
         weights: optional path to a local state dict (timm or torchvision layout) loaded into the backbone.
+        args: extra ``timm.create_model`` keyword arguments (e.g. ``{"channels": [32, 64, 128, 256],
+            "stem_width": 16}`` for a narrower ResNet); lists become tuples.
 
     Returns:
         The backbone; ``backbone.num_features`` is ``F``.
@@ -79,10 +86,44 @@ def create_backbone(name: str, in_chans: int, weights: str | Path | None = None)
             f"unknown backbone {name!r}; use a timm model name such as resnet18, resnet50, darknet53"
             + (f" (similar: {', '.join(close)})" if close else "")
         )
-    model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
+    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(args or {}).items()}
+    reserved = sorted(set(extra) & {"pretrained", "num_classes", "in_chans"})
+    if reserved:
+        raise ConfigError(f"backbone_args may not set {', '.join(reserved)}; saropt sets them")
+    try:
+        model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans, **extra)
+    except TypeError as exc:
+        raise ConfigError(f"backbone_args {extra} do not fit timm model {name!r}: {exc}") from exc
     if weights is not None:
         load_backbone_weights(model, weights, in_chans)
     return model
+
+
+def branch_encoder(
+    name: str,
+    in_chans: int,
+    weights: str | Path | None = None,
+    args: Mapping[str, Any] | None = None,
+    pool_grid: int = 1,
+) -> tuple[list["nn.Module"], int]:
+    """The layers of one branch up to its feature vector, and that vector's length.
+
+    ``pool_grid == 1``: the timm backbone with its global average pooling (``F`` features). ``pool_grid = g >
+    1``: the backbone's last feature map average-pooled to a ``g x g`` grid and flattened (``F * g * g``
+    features), so the code keeps where structures lie in the patch instead of only which structures occur
+    (at 96 px input a stride-32 backbone ends at 3 x 3: ``g = 3`` keeps the map as it is). The backbone is
+    always the first layer (``sar_branch.0``, what detection's ``osm:`` initialisation reads).
+
+    Raises:
+        ConfigError: bad ``pool_grid`` or backbone.
+    """
+    if pool_grid < 1:
+        raise ConfigError(f"pool_grid must be >= 1, got {pool_grid}")
+    if pool_grid == 1:
+        bb = create_backbone(name, in_chans, weights, args)
+        return [bb], int(bb.num_features)
+    bb = create_backbone(name, in_chans, weights, {**dict(args or {}), "global_pool": ""})
+    return [bb, nn.AdaptiveAvgPool2d(pool_grid), nn.Flatten(1)], int(bb.num_features) * pool_grid**2
 
 
 def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, "torch.Tensor"]:
@@ -190,6 +231,8 @@ def build_model(
     hidden_dim: int = 256,
     dropout: float = 0.3,
     input_norm: str = "none",
+    backbone_args: Mapping[str, Any] | None = None,
+    pool_grid: int = 1,
 ) -> "nn.Module":
     """Create a matching model by kind.
 
@@ -203,6 +246,9 @@ def build_model(
         hidden_dim: pseudo-siamese fusion head width.
         dropout: pseudo-siamese fusion head dropout.
         input_norm: ``"none"`` or ``"standardize"`` (per image and channel, inside the model).
+        backbone_args: extra ``timm.create_model`` keyword arguments for both branches.
+        pool_grid: ``1`` global average pooling of the backbone features; ``g > 1`` a ``g x g`` grid of
+            averages, flattened (:func:`branch_encoder`).
 
     Returns:
         A model with the scoring interface described in this module.
@@ -220,17 +266,29 @@ def build_model(
     if kind == "bnn":
         if embedding_dim < 1:
             raise ConfigError(f"embedding_dim must be >= 1, got {embedding_dim}")
-        return BridgeNetwork(backbone, embedding_dim, sar_channels, opt_channels, weights, input_norm)
+        return BridgeNetwork(
+            backbone, embedding_dim, sar_channels, opt_channels, weights, input_norm, backbone_args, pool_grid
+        )
     if kind == "pseudo_siamese":
-        return PseudoSiamese(backbone, sar_channels, opt_channels, weights, hidden_dim, dropout, input_norm)
+        return PseudoSiamese(
+            backbone,
+            sar_channels,
+            opt_channels,
+            weights,
+            hidden_dim,
+            dropout,
+            input_norm,
+            backbone_args,
+            pool_grid,
+        )
     raise ConfigError(f"unknown model kind {kind!r}; use one of {', '.join(MODEL_KINDS)}")
 
 
 class BridgeNetwork(nn.Module):
     """Bridge Neural Network (Xu et al., AAAI 2019): two unshared branches into a common ``[0, 1]^n`` space.
 
-    Each branch is ``backbone -> Linear(F, n) -> Sigmoid``. The distance ``d = ||a - b|| / sqrt(n)`` is in
-    ``[0, 1]``; the pair score is ``1 - d``.
+    Each branch is ``backbone [-> g x g pooling grid, flattened] -> Linear(F, n) -> Sigmoid``. The distance
+    ``d = ||a - b|| / sqrt(n)`` is in ``[0, 1]``; the pair score is ``1 - d``.
 
     Args:
         backbone: timm name of both branches' backbone.
@@ -239,6 +297,8 @@ class BridgeNetwork(nn.Module):
         opt_channels: optical input channels.
         backbone_weights: optional ``{"sar": path, "opt": path}``.
         input_norm: ``"none"`` or ``"standardize"`` (per image and channel).
+        backbone_args: extra ``timm.create_model`` keyword arguments.
+        pool_grid: pooling grid of the backbone's last feature map (:func:`branch_encoder`).
     """
 
     kind = "bnn"
@@ -252,15 +312,17 @@ class BridgeNetwork(nn.Module):
         opt_channels: int = 3,
         backbone_weights: Mapping[str, str | Path | None] | None = None,
         input_norm: str = "none",
+        backbone_args: Mapping[str, Any] | None = None,
+        pool_grid: int = 1,
     ) -> None:
         super().__init__()
         w = dict(backbone_weights or {})
-        sar_bb = create_backbone(backbone, sar_channels, w.get("sar"))
-        opt_bb = create_backbone(backbone, opt_channels, w.get("opt"))
+        sar_layers, fs = branch_encoder(backbone, sar_channels, w.get("sar"), backbone_args, pool_grid)
+        opt_layers, fo = branch_encoder(backbone, opt_channels, w.get("opt"), backbone_args, pool_grid)
         self.embedding_dim = embedding_dim
         self.norm = _InputNorm(input_norm)
-        self.sar_branch = nn.Sequential(sar_bb, nn.Linear(sar_bb.num_features, embedding_dim), nn.Sigmoid())
-        self.opt_branch = nn.Sequential(opt_bb, nn.Linear(opt_bb.num_features, embedding_dim), nn.Sigmoid())
+        self.sar_branch = nn.Sequential(*sar_layers, nn.Linear(fs, embedding_dim), nn.Sigmoid())
+        self.opt_branch = nn.Sequential(*opt_layers, nn.Linear(fo, embedding_dim), nn.Sigmoid())
 
     def encode_sar(self, x: "torch.Tensor") -> "torch.Tensor":
         """``(B, C_sar, H, W) -> (B, n)`` embeddings in ``[0, 1]``."""
@@ -305,6 +367,8 @@ class PseudoSiamese(nn.Module):
         hidden_dim: fusion head width.
         dropout: fusion head dropout.
         input_norm: ``"none"`` or ``"standardize"`` (per image and channel).
+        backbone_args: extra ``timm.create_model`` keyword arguments.
+        pool_grid: pooling grid of the backbone's last feature map (:func:`branch_encoder`).
     """
 
     kind = "pseudo_siamese"
@@ -319,13 +383,17 @@ class PseudoSiamese(nn.Module):
         hidden_dim: int = 256,
         dropout: float = 0.3,
         input_norm: str = "none",
+        backbone_args: Mapping[str, Any] | None = None,
+        pool_grid: int = 1,
     ) -> None:
         super().__init__()
         w = dict(backbone_weights or {})
         self.norm = _InputNorm(input_norm)
-        self.sar_branch = create_backbone(backbone, sar_channels, w.get("sar"))
-        self.opt_branch = create_backbone(backbone, opt_channels, w.get("opt"))
-        f = self.sar_branch.num_features + self.opt_branch.num_features
+        sar_layers, fs = branch_encoder(backbone, sar_channels, w.get("sar"), backbone_args, pool_grid)
+        opt_layers, fo = branch_encoder(backbone, opt_channels, w.get("opt"), backbone_args, pool_grid)
+        self.sar_branch = sar_layers[0] if pool_grid == 1 else nn.Sequential(*sar_layers)
+        self.opt_branch = opt_layers[0] if pool_grid == 1 else nn.Sequential(*opt_layers)
+        f = fs + fo
         self.head = nn.Sequential(
             nn.Linear(f, hidden_dim), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden_dim, 1)
         )

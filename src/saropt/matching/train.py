@@ -2,14 +2,18 @@
 
 One training step takes a batch of ``B`` matching pairs, encodes both sides once, and makes
 ``negatives_per_positive`` sets of non-matching pairs by rolling the optical codes inside the batch
-(:func:`saropt.matching.losses.roll_pairs`), so negatives cost no extra forward pass. The BNN minimises
-``mean d_pos^2 + mean (1 - d_neg)^2``; the pseudo-siamese model minimises binary cross-entropy.
+(:func:`saropt.matching.losses.roll_pairs`), so negatives cost no extra forward pass; re-pairings of two
+overlapping windows of one scene are left out. The BNN minimises ``mean d_pos^2 + mean (1 - d_neg)^2`` (the
+paper's loss), optionally plus ``nce_weight`` times a symmetric InfoNCE term on the same distances; the
+pseudo-siamese model minimises binary cross-entropy. Batches come from the training patches (``sampler:
+patches``) or from windows drawn anywhere in the training scenes (``sampler: scene_crops``,
+:mod:`saropt.matching.scene_crops`).
 
-Every epoch ends with a validation on balanced pairs of the validation split (ROC-AUC, accuracy at the default
-threshold and at the threshold calibrated on those pairs), a checkpoint (``last.pt``; ``best.pt`` when the
-validation ROC-AUC improves), ``history.json`` and ``learning_curve.png``. A run stopped by ``max_minutes`` or
-Ctrl-C saves ``last.pt`` mid-epoch and resumes exactly where it stopped: the epoch's batch order depends only
-on ``(seed, epoch)``.
+Every epoch ends with a validation on the validation split: balanced pairs (ROC-AUC, accuracy at the default
+threshold and at the threshold calibrated on those pairs) and hard pairs (ROC-AUC), a checkpoint (``last.pt``;
+``best.pt`` when the balanced validation ROC-AUC improves), ``history.json`` and ``learning_curve.png``. A run
+stopped by ``max_minutes`` or Ctrl-C saves ``last.pt`` mid-epoch and resumes exactly where it stopped: the
+epoch's samples depend only on ``(seed, epoch)``.
 """
 
 from __future__ import annotations
@@ -77,11 +81,15 @@ def resolve_device(name: str) -> "Any":
 
 
 class _EpochSampler:
-    """Seeded permutation of ``n`` items for one epoch, starting after ``skip`` items (exact mid-epoch
-    resume)."""
+    """Seeded permutation of ``n`` items for one epoch, from item ``skip`` on (exact mid-epoch resume).
 
-    def __init__(self, n: int, seed: int, epoch: int, skip: int) -> None:
-        self.order = np.random.default_rng([seed, 7, epoch]).permutation(n)[skip:]
+    With ``shuffle`` false the order is ``0..n-1``: scene crops are random already and come in same-scene
+    groups that must stay together in a batch.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int, skip: int, shuffle: bool = True) -> None:
+        order = np.random.default_rng([seed, 7, epoch]).permutation(n) if shuffle else np.arange(n)
+        self.order = order[skip:]
 
     def __iter__(self) -> Iterator[int]:
         return iter(int(i) for i in self.order)
@@ -111,7 +119,19 @@ def _build_optimizer(cfg: TrainConfig, params: Any) -> Any:
     )
 
 
-def batch_loss(model: Any, sar: Any, opt: Any, shifts: list[int]) -> Any:
+def batch_loss(
+    model: Any,
+    sar: Any,
+    opt: Any,
+    shifts: list[int],
+    *,
+    scene: Any = None,
+    centre: Any = None,
+    min_offset: float = 0.0,
+    neg_margin: float = 1.0,
+    nce_weight: float = 0.0,
+    temperature: float = 0.1,
+) -> Any:
     """The training loss of one batch of matching pairs with in-batch rolled negatives.
 
     Args:
@@ -119,27 +139,58 @@ def batch_loss(model: Any, sar: Any, opt: Any, shifts: list[int]) -> Any:
         sar: ``(B, C, s, s)`` SAR views.
         opt: ``(B, 3, s, s)`` optical views of the same places.
         shifts: roll shifts in ``1..B-1``, one set of negatives each.
+        scene: optional ``(B,)`` scene numbers of the windows.
+        centre: optional ``(B, 2)`` window centres in scene pixels; with ``scene``, re-pairings of overlapping
+            windows are left out (:func:`saropt.matching.losses.negative_weights`).
+        min_offset: minimum centre distance of same-scene negatives, pixels.
+        neg_margin: BNN negative margin (1.0 = the paper's loss).
+        nce_weight: BNN: weight of an added InfoNCE term on the same distances (0 = the paper's loss only).
+        temperature: InfoNCE temperature.
 
     Returns:
         A scalar loss tensor.
     """
     import torch
 
-    from saropt.matching.losses import bnn_distance, bnn_loss, pair_bce_loss, roll_pairs
+    from saropt.matching.losses import (
+        bnn_distance,
+        bnn_loss,
+        info_nce_loss,
+        negative_weights,
+        overlap_matrix,
+        pair_bce_loss,
+        roll_pairs,
+    )
 
     fs = model.encode_sar(sar).float()  # distances and logits in float32 under autocast too
     fo = model.encode_opt(opt).float()
+    weights = None
+    if scene is not None and centre is not None and min_offset > 0:
+        ws = [negative_weights(scene, centre, k, min_offset) for k in shifts]
+        if any(w is not None for w in ws):
+            weights = torch.cat([torch.ones(fs.shape[0]) if w is None else w for w in ws]).to(fs.device)
     if model.kind == "bnn":
         d_pos = bnn_distance(fs, fo)
         d_neg = torch.cat([bnn_distance(fs, roll_pairs(fo, k)) for k in shifts])
-        return bnn_loss(d_pos, d_neg)
+        loss = bnn_loss(d_pos, d_neg, weights, neg_margin)
+        if nce_weight > 0:
+            exclude = None
+            if scene is not None and centre is not None and min_offset > 0:
+                exclude = overlap_matrix(scene, centre, min_offset)
+            loss = loss + nce_weight * info_nce_loss(fs, fo, temperature, exclude)
+        return loss
     l_pos = model.logits(fs, fo)
     l_neg = torch.cat([model.logits(fs, roll_pairs(fo, k)) for k in shifts])
+    if weights is not None:
+        keep = weights > 0
+        if not bool(keep.any()):  # every re-pairing overlaps: positives only this step
+            return pair_bce_loss(l_pos, l_pos.new_full((1,), -30.0))
+        l_neg = l_neg[keep]
     return pair_bce_loss(l_pos, l_neg)
 
 
 def recalibrate_batchnorm(
-    model: Any, views: PairViews, batches: int, batch_size: int, device: Any, channels_last: bool, seed: int
+    model: Any, views: Any, batches: int, batch_size: int, device: Any, channels_last: bool, seed: int
 ) -> int:
     """Recompute every BatchNorm's running mean and variance with the current weights ("precise BN").
 
@@ -193,54 +244,72 @@ def recalibrate_batchnorm(
 
 
 class _Validator:
-    """Balanced validation pairs, viewed once and kept in memory; scores a model each epoch."""
+    """Validation patches, viewed once and kept in memory; scores a model each epoch.
+
+    Every validation patch is encoded once per epoch (centred view); the balanced pairs (every patch as a
+    positive plus one random non-matching partner, the paper's protocol) and the hard pairs (partners among
+    spatial neighbours of the same scene) are scored from those codes, as the evaluation protocols do.
+    """
 
     def __init__(self, val_ds: Any, cfg: TrainConfig, spec: ViewSpec) -> None:
         import torch
 
         from saropt.matching.protocols import _matching_pairs
+        from saropt.matching.views import make_view
 
         n = len(val_ds)
         k = n if cfg.val_pairs == 0 else min(n, max(1, cfg.val_pairs // 2))
         if k < n:
             idx = np.sort(np.random.default_rng([cfg.seed, 3]).choice(n, size=k, replace=False))
             val_ds = val_ds.select(idx.tolist()) if hasattr(val_ds, "select") else val_ds
-        pairs = _matching_pairs(val_ds, 1.0, False, cfg.seed)
-        from saropt.matching.views import make_view
-
-        sars, opts, labels = [], [], []
-        for i in range(len(pairs)):
-            it = pairs[i]
+        sars, opts = [], []
+        for i in range(len(val_ds)):
+            it = val_ds[i]
             s, o = make_view(it["sar"], it["opt"], spec)
             sars.append(s)
             opts.append(o)
-            labels.append(int(it["label"]))
         self.sar = torch.stack(sars)
         self.opt = torch.stack(opts)
-        self.labels = np.asarray(labels)
+        m = len(sars)
+        self.plans: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for name, hard in (("", False), ("_hard", True)):
+            anchors, partners, _, _ = _matching_pairs(val_ds, 1.0, hard, cfg.seed).plan()
+            a = np.concatenate([np.arange(m), np.asarray(anchors, dtype=np.int64)])
+            b = np.concatenate([np.arange(m), np.asarray(partners, dtype=np.int64)])
+            labels = np.concatenate([np.ones(m, dtype=np.int64), np.zeros(len(anchors), dtype=np.int64)])
+            self.plans[name] = (a, b, labels)
+        self.labels = self.plans[""][2]
         self.threshold = cfg.threshold
         self.batch = max(cfg.batch_size, 64)
 
     def __call__(self, model: Any, device: Any, channels_last: bool) -> dict[str, float]:
+        import torch
+
         from saropt.matching.metrics import binary_figures, calibrate_threshold, roc_auc
 
         was_training = model.training
         model.eval()
-        import torch
-
-        scores = []
+        cs, co = [], []
         with torch.inference_mode():
-            for s in range(0, len(self.labels), self.batch):
+            for s in range(0, self.sar.shape[0], self.batch):
                 x = self.sar[s : s + self.batch].to(device)
                 y = self.opt[s : s + self.batch].to(device)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                     y = y.contiguous(memory_format=torch.channels_last)
-                scores.append(
-                    model.pair_scores(model.encode_sar(x), model.encode_opt(y)).float().cpu().numpy()
-                )
+                cs.append(model.encode_sar(x).float())
+                co.append(model.encode_opt(y).float())
+            fs, fo = torch.cat(cs), torch.cat(co)
+            scores = {
+                name: model.pair_scores(fs[torch.as_tensor(a)], fo[torch.as_tensor(b)])
+                .float()
+                .cpu()
+                .numpy()
+                .astype(np.float64)
+                for name, (a, b, _) in self.plans.items()
+            }
         model.train(was_training)
-        sc = np.concatenate(scores).astype(np.float64)
+        sc = scores[""]
         y = self.labels.astype(bool)
         if model.kind == "bnn":
             d = 1.0 - sc
@@ -249,13 +318,47 @@ class _Validator:
             p = np.clip(sc, 1e-7, 1 - 1e-7)
             loss = float(0.5 * (-np.mean(np.log(p[y])) - np.mean(np.log(1 - p[~y]))))
         t = calibrate_threshold(sc, self.labels)
-        return {
+        out = {
             "val_loss": loss,
             "val_roc_auc": roc_auc(sc, self.labels),
             "val_accuracy": binary_figures(sc, self.labels, self.threshold).accuracy,
             "val_accuracy_calibrated": binary_figures(sc, self.labels, t).accuracy,
             "val_threshold": t,
         }
+        out["val_roc_auc_hard"] = roc_auc(scores["_hard"], self.plans["_hard"][2])
+        return out
+
+
+def _loss_labels(config: TrainConfig) -> dict[str, str]:
+    """Legend names of the training and validation losses of a run's learning curve."""
+    if config.model != "bnn":
+        return {"train_label": "train (BCE)", "val_label": "validation (BCE)"}
+    if config.nce_weight > 0:
+        return {
+            "train_label": f"train (BNN + {config.nce_weight:g} x InfoNCE)",
+            "val_label": "validation (BNN loss)",
+        }
+    return {"train_label": "train (BNN loss)", "val_label": "validation (BNN loss)"}
+
+
+def _training_views(train_ds: Any, config: TrainConfig, spec: ViewSpec) -> Any:
+    """The training samples of a run: viewed patches, or crops drawn anywhere in the training scenes."""
+    if config.sampler == "patches":
+        return PairViews(train_ds, spec, train=True, augment=config.augment, seed=config.seed)
+    from saropt.matching.scene_crops import SceneCanvases, SceneCrops
+
+    canvases = SceneCanvases.from_dataset(train_ds)
+    return SceneCrops(
+        canvases,
+        config.crop,
+        config.size,
+        config.samples_per_epoch or len(train_ds),
+        seed=config.seed,
+        augment=config.augment,
+        scale_jitter=config.scale_jitter,
+        group=config.crops_per_scene,
+        spread=config.crop_spread,
+    )
 
 
 def _scene_list(ds: Any) -> list[str]:
@@ -358,13 +461,16 @@ def train(
         hidden_dim=config.hidden_dim,
         dropout=config.dropout,
         input_norm=config.input_norm,
+        backbone_args=config.backbone_args,
+        pool_grid=config.pool_grid,
     ).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _build_optimizer(config, model.parameters())
 
-    batch = min(config.batch_size, len(train_ds))
-    steps_per_epoch = len(train_ds) // batch
+    views = _training_views(train_ds, config, spec)
+    batch = min(config.batch_size, len(views))
+    steps_per_epoch = len(views) // batch
     total_steps = steps_per_epoch * config.epochs
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -406,7 +512,7 @@ def train(
     _write_config(config, run / "config.yaml")
 
     validator = _Validator(val_ds, config, spec) if val_ds is not None and len(val_ds) >= 2 else None
-    views = PairViews(train_ds, spec, train=True, augment=config.augment, seed=config.seed)
+    min_offset = config.negative_min_offset * spec.crop_side(int(first["sar"].shape[-1]))
     t_start = time.monotonic()
     budget_s = config.max_minutes * 60.0 if config.max_minutes > 0 else math.inf
 
@@ -433,7 +539,9 @@ def train(
     try:
         while epoch < config.epochs and not stopped:
             views.set_epoch(epoch)
-            sampler = _EpochSampler(len(train_ds), config.seed, epoch, step_in_epoch * batch)
+            sampler = _EpochSampler(
+                len(views), config.seed, epoch, step_in_epoch * batch, config.sampler == "patches"
+            )
             # its own generator: creating the iterator must not consume the global RNG (exact resume)
             loader = DataLoader(
                 views,
@@ -457,7 +565,18 @@ def train(
                     opt = opt.contiguous(memory_format=torch.channels_last)
                 shifts = negative_shifts(sar.shape[0], config.negatives_per_positive, gen)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
-                    loss = batch_loss(model, sar, opt, shifts)
+                    loss = batch_loss(
+                        model,
+                        sar,
+                        opt,
+                        shifts,
+                        scene=b["scene"],
+                        centre=b["centre"],
+                        min_offset=min_offset,
+                        neg_margin=config.neg_margin,
+                        nce_weight=config.nce_weight if config.model == "bnn" else 0.0,
+                        temperature=config.temperature,
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -537,6 +656,7 @@ def train(
                 [tuple(c) for c in curve],
                 run / "learning_curve.png",
                 title=f"{config.model} / {config.backbone} on {Path(config.data).name}",
+                **_loss_labels(config),
             )
             log.info(
                 "epoch %d: %s",

@@ -12,6 +12,7 @@ Convention:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -97,39 +98,76 @@ def make_view(
     Raises:
         InputError: if the two patches differ in size or are smaller than the crop.
     """
-    import torch
-
     if sar.shape[-2:] != opt.shape[-2:]:
         raise InputError(f"SAR and optical patches differ in size: {tuple(sar.shape)} vs {tuple(opt.shape)}")
     h, w = sar.shape[-2:]
     side = spec.crop_side(min(h, w))
-    if rng is None:
-        x0, y0 = (w - side) // 2, (h - side) // 2
-    else:
-        x0 = int(rng.integers(0, w - side + 1))
-        y0 = int(rng.integers(0, h - side + 1))
+    x0, y0 = crop_offset(h, w, side, rng)
     s = resize(cut(sar, x0, y0, side), spec.size)
     o = resize(cut(opt, x0, y0, side), spec.size)
-    if rng is not None and augment != "none":
-        if augment not in AUGMENTS:
-            raise ConfigError(f"unknown augment {augment!r}; use one of {', '.join(AUGMENTS)}")
-        if rng.random() < 0.5:
-            s, o = torch.flip(s, dims=[-1]), torch.flip(o, dims=[-1])
-        if rng.random() < 0.5:
-            s, o = torch.flip(s, dims=[-2]), torch.flip(o, dims=[-2])
-        if augment == "flip_rot90":
-            k = int(rng.integers(0, 4))
-            if k:
-                s, o = torch.rot90(s, k, dims=(-2, -1)), torch.rot90(o, k, dims=(-2, -1))
+    if rng is not None:
+        s, o = augment_pair(s, o, rng, augment)
     return s.contiguous(), o.contiguous()
+
+
+def crop_offset(h: int, w: int, side: int, rng: np.random.Generator | None) -> tuple[int, int]:
+    """Top-left pixel of a ``side`` crop of an ``h`` x ``w`` patch: centred, or random with ``rng``.
+
+    Convention:
+        Returns ``(x0, y0)`` = (column, row), 0-based.
+    """
+    if rng is None:
+        return (w - side) // 2, (h - side) // 2
+    x0 = int(rng.integers(0, w - side + 1))
+    return x0, int(rng.integers(0, h - side + 1))
+
+
+def augment_pair(
+    s: "torch.Tensor", o: "torch.Tensor", rng: np.random.Generator, augment: str
+) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """The same random flips (and 90-degree rotations) applied to a SAR and an optical view.
+
+    Args:
+        s: ``(C, H, W)`` SAR view.
+        o: ``(C, H, W)`` optical view.
+        rng: random generator.
+        augment: ``"none"``, ``"flip"`` (horizontal and vertical flips, each with probability 1/2) or
+            ``"flip_rot90"`` (flips, then a rotation by a random multiple of 90 degrees).
+
+    Returns:
+        The two augmented views (still aligned with each other).
+
+    Raises:
+        ConfigError: unknown augmentation.
+    """
+    import torch
+
+    if augment not in AUGMENTS:
+        raise ConfigError(f"unknown augment {augment!r}; use one of {', '.join(AUGMENTS)}")
+    if augment == "none":
+        return s, o
+    if rng.random() < 0.5:
+        s, o = torch.flip(s, dims=[-1]), torch.flip(o, dims=[-1])
+    if rng.random() < 0.5:
+        s, o = torch.flip(s, dims=[-2]), torch.flip(o, dims=[-2])
+    if augment == "flip_rot90":
+        k = int(rng.integers(0, 4))
+        if k:
+            s, o = torch.rot90(s, k, dims=(-2, -1)), torch.rot90(o, k, dims=(-2, -1))
+    return s, o
 
 
 class PairViews:
     """A torch-style dataset of viewed matching pairs over any reader that follows the saropt sample contract.
 
-    Each item is ``{"sar": (C, s, s), "opt": (3, s, s), "index": int}``. With ``train=True`` the crop
-    position and augmentation are random but reproducible: they depend only on ``(seed, epoch, index)``,
-    never on worker scheduling.
+    Each item is ``{"sar": (C, s, s), "opt": (3, s, s), "index": int, "scene": int, "centre": (2,) float}``.
+    ``scene`` numbers the dataset's scenes (sorted ids; -1 when unknown) and ``centre`` is the crop's centre
+    in its scene (NaN when the dataset has no windows): the loss uses them to leave out negatives whose
+    windows overlap. With ``train=True`` the crop position and augmentation are random but reproducible:
+    they depend only on ``(seed, epoch, index)``, never on worker scheduling.
+
+    Convention:
+        ``centre`` = ``(x, y)`` scene pixels (column, row), 0-based.
 
     Args:
         dataset: a sequence of samples ``{"sar", "opt", "meta"}`` (e.g. :class:`saropt.data.SaroptDataset`).
@@ -159,6 +197,17 @@ class PairViews:
         self.seed = seed
         self.epoch = 0
         self.indices = list(range(len(dataset))) if indices is None else list(indices)
+        self._scene_ids: dict[str, int] | None = None
+
+    def _scene_number(self, meta: dict[str, Any]) -> int:
+        if self._scene_ids is None:
+            recs = getattr(self.dataset, "records", None)
+            names = sorted({str(r.scene) for r in recs}) if recs is not None else []
+            self._scene_ids = {n: k for k, n in enumerate(names)}
+        scene = str(meta.get("scene", ""))
+        if scene and scene not in self._scene_ids:
+            self._scene_ids[scene] = len(self._scene_ids)
+        return self._scene_ids.get(scene, -1) if scene else -1
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops and augmentation (training only) for a new epoch."""
@@ -168,8 +217,34 @@ class PairViews:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
         idx = self.indices[i]
         sample = self.dataset[idx]
         rng = np.random.default_rng([self.seed, self.epoch, idx]) if self.train else None
-        s, o = make_view(sample["sar"], sample["opt"], self.spec, rng, self.augment if self.train else "none")
-        return {"sar": s, "opt": o, "index": idx}
+        sar, opt = sample["sar"], sample["opt"]
+        if sar.shape[-2:] != opt.shape[-2:]:
+            raise InputError(
+                f"SAR and optical patches differ in size: {tuple(sar.shape)} vs {tuple(opt.shape)}"
+            )
+        h, w = sar.shape[-2:]
+        side = self.spec.crop_side(min(h, w))
+        x0, y0 = crop_offset(h, w, side, rng)
+        s = resize(cut(sar, x0, y0, side), self.spec.size)
+        o = resize(cut(opt, x0, y0, side), self.spec.size)
+        if rng is not None:
+            s, o = augment_pair(s, o, rng, self.augment)
+        meta = sample.get("meta", {})
+        win = meta.get("window")
+        centre = (
+            (float(win[0]) + x0 + (side - 1) / 2.0, float(win[1]) + y0 + (side - 1) / 2.0)
+            if win is not None
+            else (math.nan, math.nan)
+        )
+        return {
+            "sar": s.contiguous(),
+            "opt": o.contiguous(),
+            "index": idx,
+            "scene": self._scene_number(meta),
+            "centre": torch.tensor(centre, dtype=torch.float32),
+        }
