@@ -107,7 +107,8 @@ def test_scene_canvases_rebuild_real_patches_exactly(s1s2: Path) -> None:
     for i in range(0, len(ds), 7):
         item = ds[i]
         c, r, w, h = item["meta"]["window"]
-        canvas = by_key[item["meta"]["scene"]]
+        sub = str(item["meta"].get("subregion", "") or "")
+        canvas = by_key[str(item["meta"]["scene"]) + (f"/{sub}" if sub else "")]
         x0, y0 = c - canvas.origin[0], r - canvas.origin[1]
         assert np.array_equal(canvas.sar[:, y0 : y0 + h, x0 : x0 + w], np.rint(item["sar"].numpy() * 255))
         assert np.array_equal(canvas.opt[:, y0 : y0 + h, x0 : x0 + w], np.rint(item["opt"].numpy() * 255))
