@@ -27,10 +27,10 @@ def images() -> list[np.ndarray]:
     ]
 
 
-@pytest.mark.parametrize("sub", [None, True, False])
-def test_round_trip_opencv_and_pillow(sub: bool | None) -> None:
+@pytest.mark.parametrize("row_filter", [None, "none", "sub", "up"])
+def test_round_trip_opencv_and_pillow(row_filter: str | None) -> None:
     for img in images():
-        data = png.encode_png(img, sub=sub)
+        data = png.encode_png(img, row_filter=row_filter)
         flag = cv2.IMREAD_UNCHANGED
         back = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
         if img.ndim == 3:
@@ -45,7 +45,8 @@ def test_deterministic_and_compresses() -> None:
     img = images()[2]
     a, b = png.encode_png(img), png.encode_png(img.copy())
     assert a == b
-    assert len(a) < 0.5 * img.nbytes  # a smooth image compresses well with SUB
+    assert len(a) < 0.5 * img.nbytes  # a smooth image compresses well with UP
+    assert len(png.encode_png(img, row_filter="none")) > len(a)  # the filter is what makes it small
 
 
 def test_bad_input() -> None:
@@ -53,3 +54,5 @@ def test_bad_input() -> None:
         png.encode_png(np.zeros((4, 4), np.float32))
     with pytest.raises(InputError, match="uint8"):
         png.encode_png(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(InputError, match="row filter"):
+        png.encode_png(np.zeros((4, 4), np.uint8), row_filter="paeth")

@@ -249,8 +249,8 @@ def write_patch_png(path: Path, img: np.ndarray, level: int, fast: bool) -> None
     """Write an 8-bit grey or RGB patch as PNG, atomically, with deterministic bytes.
 
     ``fast`` uses :func:`saropt.io.png.encode_png` (numpy row filters and ISA-L deflate; SAR unfiltered, RGB
-    SUB) when the optional ``isal`` package is installed, else OpenCV with the SUB filter and Huffman-only
-    coding. Measured per 256 px pair: 1.1 ms and 42 + 97 KB with ISA-L; 2.3 ms and 51 + 88 KB with OpenCV's
+    UP) when the optional ``isal`` package is installed, else OpenCV with the SUB filter and Huffman-only
+    coding. Measured per 256 px pair: 1.0 ms and 44 + 99 KB with ISA-L; 2.3 ms and 51 + 88 KB with OpenCV's
     fast settings; 6.0 ms and 52 + 98 KB with zlib's default strategy at ``level`` 1 (``fast=False``, which
     honours ``level``). Any PNG decoder reads all of them.
     """
