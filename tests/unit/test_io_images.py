@@ -11,7 +11,14 @@ import rasterio
 from rasterio.crs import CRS
 
 from saropt.errors import CorruptFileError, InputError, RasterReadError
-from saropt.io.images import ImageWriteError, atomic_path, read_image, write_geotiff, write_png
+from saropt.io.images import (
+    ImageWriteError,
+    atomic_path,
+    atomic_write_bytes,
+    read_image,
+    write_geotiff,
+    write_png,
+)
 
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, (33, 47), dtype=np.uint8)
@@ -83,6 +90,24 @@ def test_atomic_path(tmp_path: Path) -> None:
             Path(tmp).write_text("half")
             raise KeyboardInterrupt
     assert final.read_text() == "done" and only(tmp_path) == ["out.txt"]
+
+
+def test_atomic_write_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    final = tmp_path / "new" / "dir" / "p.png"  # missing folders are created
+    atomic_write_bytes(final, b"first")
+    atomic_write_bytes(final, b"second" * 10_000)
+    assert final.read_bytes() == b"second" * 10_000 and only(final.parent) == ["p.png"]
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_bytes(final, b"third")
+    # the earlier file is intact and no temporary file is left behind
+    assert final.read_bytes() == b"second" * 10_000 and only(final.parent) == ["p.png"]
 
 
 def test_read_image_errors_and_16bit(tmp_path: Path) -> None:

@@ -13,7 +13,13 @@ import torch
 from saropt.data.saropt_ds import SaroptDataset
 from saropt.errors import ConfigError, InputError
 from saropt.matching.config import TrainConfig
-from saropt.matching.losses import bnn_loss, info_nce_loss, negative_weights, overlap_matrix
+from saropt.matching.losses import (
+    bnn_loss,
+    info_nce_loss,
+    negative_weights,
+    overlap_matrix,
+    shift_ranking_loss,
+)
 from saropt.matching.scene_crops import SceneCanvases, SceneCrops
 from saropt.matching.train import train
 
@@ -201,3 +207,96 @@ def test_backbone_args_reach_timm_and_the_checkpoint(fake: Path, tmp_path: Path)
     assert model.sar_branch[1].in_features == 32  # the last stage has 32 channels
     with pytest.raises(ConfigError, match="backbone_args"):
         TrainConfig.from_dict({"backbone_args": [1, 2]})
+
+
+def _dihedral(x: torch.Tensor) -> list[torch.Tensor]:
+    return [torch.rot90(torch.flip(x, [-1]) if f else x, k, (-2, -1)) for f in (False, True) for k in range(4)]
+
+
+def test_shift_negatives_are_the_same_place_a_few_pixels_off(canvases: SceneCanvases) -> None:
+    """Shifted copies are canvas windows of the same side, offset within shift_range, and get the item's own
+    flip/rotation; the item's own views are those of the sampler without them."""
+    plain = SceneCrops(canvases, 24, 0, 24, seed=5, augment="none", scale_jitter=0.2, group=4)
+    shifted = SceneCrops(
+        canvases, 24, 0, 24, seed=5, augment="none", scale_jitter=0.2, group=4,
+        shift_negatives=2, shift_range=(2, 6),
+    )
+    augmented = SceneCrops(
+        canvases, 24, 0, 24, seed=5, augment="flip_rot90", scale_jitter=0.2, group=4,
+        shift_negatives=2, shift_range=(2, 6),
+    )
+    sizes = []
+    for i in range(len(shifted)):
+        a, b, c = plain[i], shifted[i], augmented[i]
+        assert "opt_shift" not in a and torch.equal(a["sar"], b["sar"]) and torch.equal(a["opt"], b["opt"])
+        assert b["opt_shift"].shape == (2, *b["opt"].shape) and b["shift_ok"].dtype == torch.bool
+        k, x0, y0, side, _ = shifted.window(i)
+        opt = torch.from_numpy(canvases.canvases[k].opt / 255.0).float()
+        for q in range(2):
+            assert bool(b["shift_ok"][q])
+            hits = [
+                (dx, dy)
+                for dy in range(-6, 7)
+                for dx in range(-6, 7)
+                if 0 <= x0 + dx and 0 <= y0 + dy and x0 + dx + side <= 96 and y0 + dy + side <= 96
+                and torch.equal(opt[:, y0 + dy : y0 + dy + side, x0 + dx : x0 + dx + side], b["opt_shift"][q])
+            ]
+            assert hits and all(2 <= max(abs(dx), abs(dy)) <= 6 for dx, dy in hits)
+            sizes.append(max(abs(v) for v in hits[0]))
+        # the augmented item: one flip/rotation maps the plain views and the shifted copies alike
+        ts = _dihedral(b["sar"])
+        match = [j for j, t in enumerate(ts) if torch.equal(t, c["sar"])]
+        assert match and any(
+            torch.equal(_dihedral(b["opt"])[j], c["opt"])
+            and all(torch.equal(_dihedral(b["opt_shift"][q])[j], c["opt_shift"][q]) for q in range(2))
+            for j in match
+        )
+    assert len(set(sizes)) >= 3  # shift sizes spread over the range
+    with pytest.raises(ConfigError, match="shift_range"):
+        SceneCrops(canvases, 24, 0, 8, shift_negatives=1, shift_range=(5, 2))
+
+
+def test_shift_ranking_loss_prefers_the_exact_window_and_skips_invalid_copies() -> None:
+    emb = torch.tensor([[0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+    far = 1.0 - emb
+    near = emb.clone()
+    near[:, 0] = 0.5
+    good = shift_ranking_loss(emb, emb, torch.stack([far, near], dim=1), 0.1)
+    worse = shift_ranking_loss(emb, near, torch.stack([far, emb], dim=1), 0.1)  # a shifted copy is closer
+    assert float(good) < float(worse)
+    # the same value as a cross-entropy written out by hand
+    d = torch.stack([torch.zeros(2), torch.ones(2), torch.full((2,), 0.25)], dim=1)  # ||.|| / sqrt(4)
+    expected = torch.nn.functional.cross_entropy(-d / 0.1, torch.zeros(2, dtype=torch.long))
+    assert torch.allclose(good, expected, atol=1e-5)
+    none_valid = torch.zeros(2, 2, dtype=torch.bool)
+    assert float(shift_ranking_loss(emb, near, torch.stack([far, emb], dim=1), 0.1, none_valid)) == 0.0
+
+
+def test_training_with_shift_negatives_and_init_from(fake: Path, tmp_path: Path) -> None:
+    from saropt.errors import CheckpointError
+
+    base = {
+        "backbone": "test_resnet", "embedding_dim": 8, "crop": 24, "size": 16, "batch_size": 8, "epochs": 1,
+        "lr": 3e-3, "val_pairs": 16, "threads": 1, "data": str(fake), "sampler": "scene_crops",
+        "samples_per_epoch": 16, "crops_per_scene": 4, "nce_weight": 0.5,
+    }
+    first = train(TrainConfig.from_dict(base), tmp_path / "a")
+    assert first.finished
+    cfg = TrainConfig.from_dict(
+        {**base, "shift_negatives": 2, "shift_range": [2, 5], "shift_weight": 1.0, "init_from": str(tmp_path / "a"),
+         "lr": 1e-12}
+    )
+    res = train(cfg, tmp_path / "b")
+    assert res.finished and math.isfinite(res.history[0]["train_loss"])
+    a = torch.load(tmp_path / "a" / "best.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert b["config"]["shift_negatives"] == 2 and b["config"]["init_from"] == str(tmp_path / "a")
+    # started from the first run's weights (a learning rate of 1e-12 leaves them where they were)
+    assert all(torch.allclose(a[k].float(), b["model"][k].float(), atol=1e-6) for k in a if "running" not in k)
+    bigger = {**base, "embedding_dim": 16, "init_from": str(tmp_path / "a")}
+    with pytest.raises(CheckpointError, match="do not fit"):
+        train(TrainConfig.from_dict(bigger), tmp_path / "c")
+    with pytest.raises(ConfigError, match="shift_negatives needs"):
+        TrainConfig.from_dict({**base, "sampler": "patches", "shift_negatives": 1})
+    with pytest.raises(ConfigError, match="shift_range"):
+        TrainConfig.from_dict({**base, "shift_negatives": 1, "shift_range": 3})

@@ -257,7 +257,7 @@ def write_patch_png(path: Path, img: np.ndarray, level: int, fast: bool) -> None
     import cv2
 
     from saropt.io import png
-    from saropt.io.images import ImageWriteError, atomic_path
+    from saropt.io.images import ImageWriteError, atomic_write_bytes
 
     if fast and png.available():
         data = png.encode_png(img)
@@ -275,8 +275,7 @@ def write_patch_png(path: Path, img: np.ndarray, level: int, fast: bool) -> None
         if not ok:
             raise ImageWriteError(f"cannot encode PNG {path}")
         data = buf.tobytes()
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(data)
+    atomic_write_bytes(path, data)
 
 
 def _local(w: Window, block: Window) -> tuple[slice, slice]:

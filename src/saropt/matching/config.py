@@ -50,6 +50,14 @@ class TrainConfig:
             negatives include spatial neighbours.
         crop_spread: ``scene_crops``: ``> 0`` places the other windows of a same-scene group within this many
             native pixels of its first window (shifted views of one place as negatives; 0 = anywhere).
+        shift_negatives: ``scene_crops``, BNN: optical windows of the same place shifted by a few pixels, drawn per
+            positive, that the SAR window must rank below its own (a softmax over the positive and its shifted
+            copies); 0 = none. They make codes sensitive to small offsets, which localisation and near-neighbour
+            negatives need, at the cost of one more optical forward pass each.
+        shift_range: ``[min, max]`` of the shifts' larger component, native pixels.
+        shift_weight: weight of the shifted-negative ranking term.
+        init_from: a saropt checkpoint (file or run folder) whose model weights initialise this run (same
+            architecture); empty = from scratch (or ``backbone_weights``).
         scale_jitter: ``scene_crops``: native crop side ``crop * s`` with ``s`` log-uniform in
             ``[1 / (1 + scale_jitter), 1 + scale_jitter]`` (0 = fixed).
         negative_min_offset: in-batch re-pairings of two windows of the same scene whose centres are closer
@@ -105,6 +113,10 @@ class TrainConfig:
     samples_per_epoch: int = 0
     crops_per_scene: int = 1
     crop_spread: int = 0
+    shift_negatives: int = 0
+    shift_range: list[int] = field(default_factory=lambda: [2, 16])
+    shift_weight: float = 1.0
+    init_from: str = ""
     scale_jitter: float = 0.0
     negative_min_offset: float = 0.5
     neg_margin: float = 1.0
@@ -172,6 +184,17 @@ class TrainConfig:
                 "samples_per_epoch and crop_spread must be >= 0, crops_per_scene >= 1",
             ),
             (0.0 <= self.scale_jitter <= 1.0, "scale_jitter must be in [0, 1]"),
+            (
+                self.shift_negatives >= 0
+                and self.shift_weight >= 0.0
+                and len(self.shift_range) == 2
+                and 1 <= int(self.shift_range[0]) <= int(self.shift_range[1]),
+                "shift_negatives and shift_weight must be >= 0, shift_range [min, max] with 1 <= min <= max",
+            ),
+            (
+                self.shift_negatives == 0 or (self.model == "bnn" and self.sampler == "scene_crops"),
+                "shift_negatives needs model bnn and sampler scene_crops",
+            ),
             (0.0 <= self.negative_min_offset <= 2.0, "negative_min_offset must be in [0, 2]"),
             (0.0 < self.neg_margin <= 1.0, "neg_margin must be in (0, 1]"),
             (self.nce_weight >= 0.0 and self.temperature > 0.0, "nce_weight must be >= 0, temperature > 0"),
@@ -220,6 +243,11 @@ class TrainConfig:
             raise ConfigError("backbone_args must be a mapping of timm.create_model keyword arguments")
         kw["backbone_args"] = {str(k): v for k, v in dict(kw["backbone_args"]).items()}
         kw["backbone_weights"] = {k: str(v) for k, v in dict(kw["backbone_weights"]).items() if v}
+        if "shift_range" in kw:
+            sr = kw["shift_range"]
+            if not isinstance(sr, (list, tuple)) or len(sr) != 2:
+                raise ConfigError(f"shift_range must be [min, max] in pixels, got {sr!r}")
+            kw["shift_range"] = [_coerce(cls, "shift_negatives", v) for v in sr]
         try:
             kw = {k: _coerce(cls, k, v) for k, v in kw.items()}
             return cls(**kw)

@@ -218,3 +218,39 @@ def info_nce_loss(
         logits = logits.masked_fill(exclude.to(logits.device), float("-inf"))
     target = torch.arange(logits.shape[0], device=logits.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def shift_ranking_loss(
+    emb_sar: "torch.Tensor",
+    emb_opt: "torch.Tensor",
+    emb_shift: "torch.Tensor",
+    temperature: float,
+    valid: "torch.Tensor | None" = None,
+) -> "torch.Tensor":
+    """Each SAR window must be closer to its own optical window than to shifted copies of it.
+
+    A softmax cross-entropy over the logits ``-d / temperature`` of the positive (class 0) and its ``K``
+    shifted copies. In-batch negatives are other places; these are the same place a few pixels off, the
+    case that localisation and near-neighbour negatives turn on.
+
+    Args:
+        emb_sar: ``(B, n)`` SAR embeddings.
+        emb_opt: ``(B, n)`` optical embeddings of the same windows.
+        emb_shift: ``(B, K, n)`` optical embeddings of shifted windows.
+        temperature: softmax temperature on the normalised distance ``d``.
+        valid: optional ``(B, K)`` bool; false columns are left out.
+
+    Returns:
+        A scalar tensor.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    d_pos = bnn_distance(emb_sar, emb_opt)[:, None]
+    d_shift = bnn_distance(emb_sar[:, None, :].expand_as(emb_shift), emb_shift)
+    logits = -torch.cat([d_pos, d_shift], dim=1) / temperature
+    if valid is not None:
+        keep = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1).to(logits.device, torch.bool)
+        logits = logits.masked_fill(~keep, float("-inf"))
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)

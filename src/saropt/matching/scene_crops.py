@@ -208,6 +208,11 @@ class SceneCrops:
             of the group's first window, so in-batch negatives include the same place slightly shifted
             (``0``: anywhere in the scene).
         tries: random positions tried before falling back to a window inside one patch.
+        shift_negatives: ``K > 0`` adds ``"opt_shift"`` ``(K, 3, s, s)`` to every item: optical windows of
+            the same side shifted by ``(dx, dy)`` native pixels, ``max(|dx|, |dy|)`` uniform in
+            ``shift_range``, resized and flipped/rotated exactly like the item's own optical window, and
+            ``"shift_ok"`` ``(K,)`` (false where no fully covered shifted window was found).
+        shift_range: ``(min, max)`` shift size in native pixels.
 
     Raises:
         ConfigError: bad sizes or augmentation name.
@@ -226,9 +231,14 @@ class SceneCrops:
         group: int = 1,
         spread: int = 0,
         tries: int = 64,
+        shift_negatives: int = 0,
+        shift_range: Sequence[int] = (2, 16),
     ) -> None:
         if augment not in AUGMENTS:
             raise ConfigError(f"unknown augment {augment!r}; use one of {', '.join(AUGMENTS)}")
+        lo, hi = (int(v) for v in shift_range)
+        if shift_negatives < 0 or not 1 <= lo <= hi:
+            raise ConfigError("shift_negatives must be >= 0 and shift_range (min, max) with 1 <= min <= max")
         if length < 1 or group < 1 or scale_jitter < 0 or crop < 0 or size < 0 or spread < 0:
             raise ConfigError(
                 "scene crops need length >= 1, group >= 1, scale_jitter >= 0, spread >= 0, crop/size >= 0"
@@ -247,6 +257,8 @@ class SceneCrops:
         self.group = int(group)
         self.spread = int(spread)
         self.tries = int(tries)
+        self.shift_negatives = int(shift_negatives)
+        self.shift_range = (lo, hi)
         self.epoch = 0
         areas = np.asarray([c.area for c in canvases.canvases], dtype=np.float64)
         self._p = areas / areas.sum()
@@ -307,15 +319,44 @@ class SceneCrops:
         k, x0, y0, side, rng = self.window(int(i))
         cv = self.canvases.canvases[k]
         s = torch.from_numpy(cv.sar[:, y0 : y0 + side, x0 : x0 + side].astype(np.float32) / 255.0)
-        o = torch.from_numpy(cv.opt[:, y0 : y0 + side, x0 : x0 + side].astype(np.float32) / 255.0)
+        crops = [cv.opt[:, y0 : y0 + side, x0 : x0 + side]]
+        ok = np.ones(self.shift_negatives, dtype=bool)
+        if self.shift_negatives:
+            srng = np.random.default_rng([self.seed, 23, self.epoch, int(i)])
+            for q in range(self.shift_negatives):
+                dx, dy, ok[q] = self._shift(cv, x0, y0, side, srng)
+                crops.append(cv.opt[:, y0 + dy : y0 + dy + side, x0 + dx : x0 + dx + side])
+        o = torch.from_numpy(np.concatenate(crops).astype(np.float32) / 255.0)
         s, o = resize(s, self.size), resize(o, self.size)
-        s, o = augment_pair(s, o, rng, self.augment)
+        s, o = augment_pair(s, o, rng, self.augment)  # one transform for the window and its shifted copies
         centre = (cv.origin[0] + x0 + (side - 1) / 2.0, cv.origin[1] + y0 + (side - 1) / 2.0)
-        return {
+        c = cv.opt.shape[0]
+        item = {
             "sar": s.contiguous(),
-            "opt": o.contiguous(),
+            "opt": o[:c].contiguous(),
             "index": int(i),
             "scene": k,
             "centre": torch.tensor(centre, dtype=torch.float32),
             "side": side,
         }
+        if self.shift_negatives:
+            item["opt_shift"] = o[c:].reshape(self.shift_negatives, c, *o.shape[-2:]).contiguous()
+            item["shift_ok"] = torch.from_numpy(ok)
+        return item
+
+    def _shift(
+        self, cv: Canvas, x0: int, y0: int, side: int, rng: np.random.Generator
+    ) -> tuple[int, int, bool]:
+        """A shift ``(dx, dy)`` whose larger component lies in ``shift_range`` and whose window is covered.
+
+        Returns ``(dx, dy, True)``, or ``(0, 0, False)`` when ``tries`` draws found no covered window.
+        """
+        lo, hi = self.shift_range
+        for _ in range(self.tries):
+            m = int(rng.integers(lo, hi + 1))
+            other = int(rng.integers(-m, m + 1))
+            sign = 1 if rng.random() < 0.5 else -1
+            dx, dy = (sign * m, other) if rng.random() < 0.5 else (other, sign * m)
+            if cv.fully_covered(x0 + dx, y0 + dy, side):
+                return dx, dy, True
+        return 0, 0, False

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from saropt.errors import ConfigError, EmptyResultError, OutputExistsError, require
+from saropt.errors import CheckpointError, ConfigError, EmptyResultError, OutputExistsError, require
 from saropt.matching.checkpoint import load_checkpoint, save_checkpoint, split_fingerprint
 from saropt.matching.config import TrainConfig
 from saropt.matching.views import PairViews, ViewSpec
@@ -131,6 +131,9 @@ def batch_loss(
     neg_margin: float = 1.0,
     nce_weight: float = 0.0,
     temperature: float = 0.1,
+    opt_shift: Any = None,
+    shift_ok: Any = None,
+    shift_weight: float = 0.0,
 ) -> Any:
     """The training loss of one batch of matching pairs with in-batch rolled negatives.
 
@@ -145,7 +148,13 @@ def batch_loss(
         min_offset: minimum centre distance of same-scene negatives, pixels.
         neg_margin: BNN negative margin (1.0 = the paper's loss).
         nce_weight: BNN: weight of an added InfoNCE term on the same distances (0 = the paper's loss only).
-        temperature: InfoNCE temperature.
+        temperature: InfoNCE temperature (also of the shifted-negative term).
+        opt_shift: BNN: optional ``(B, K, 3, s, s)`` optical views of each place shifted by a few pixels
+            (:class:`saropt.matching.scene_crops.SceneCrops` ``shift_negatives``); each SAR view must rank its
+            own optical view above them: ``shift_weight`` times a softmax cross-entropy over logits
+            ``-d / temperature`` of the positive and its ``K`` shifted copies.
+        shift_ok: optional ``(B, K)`` bool, false for shifted views to leave out.
+        shift_weight: weight of that term.
 
     Returns:
         A scalar loss tensor.
@@ -160,10 +169,17 @@ def batch_loss(
         overlap_matrix,
         pair_bce_loss,
         roll_pairs,
+        shift_ranking_loss,
     )
 
     fs = model.encode_sar(sar).float()  # distances and logits in float32 under autocast too
-    fo = model.encode_opt(opt).float()
+    fo_shift = None
+    if opt_shift is not None and shift_weight > 0 and model.kind == "bnn":
+        b, k = opt_shift.shape[:2]
+        fo_all = model.encode_opt(torch.cat([opt, opt_shift.flatten(0, 1)])).float()
+        fo, fo_shift = fo_all[:b], fo_all[b:].reshape(b, k, -1)
+    else:
+        fo = model.encode_opt(opt).float()
     weights = None
     if scene is not None and centre is not None and min_offset > 0:
         ws = [negative_weights(scene, centre, k, min_offset) for k in shifts]
@@ -178,6 +194,8 @@ def batch_loss(
             if scene is not None and centre is not None and min_offset > 0:
                 exclude = overlap_matrix(scene, centre, min_offset)
             loss = loss + nce_weight * info_nce_loss(fs, fo, temperature, exclude)
+        if fo_shift is not None:
+            loss = loss + shift_weight * shift_ranking_loss(fs, fo, fo_shift, temperature, shift_ok)
         return loss
     l_pos = model.logits(fs, fo)
     l_neg = torch.cat([model.logits(fs, roll_pairs(fo, k)) for k in shifts])
@@ -358,7 +376,27 @@ def _training_views(train_ds: Any, config: TrainConfig, spec: ViewSpec) -> Any:
         scale_jitter=config.scale_jitter,
         group=config.crops_per_scene,
         spread=config.crop_spread,
+        shift_negatives=config.shift_negatives if config.model == "bnn" else 0,
+        shift_range=tuple(config.shift_range),
     )
+
+
+def _init_from(model: Any, path: str) -> None:
+    """Load a saropt checkpoint's model weights into a freshly built model of the same architecture.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, or weights that do not fit the model.
+    """
+    ckpt = load_checkpoint(path)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"init_from {path}: its weights do not fit this model (same model, backbone, backbone_args, "
+            f"pool_grid and embedding_dim needed): {first}"
+        ) from exc
+    log.info("model initialised from %s", path)
 
 
 def _scene_list(ds: Any) -> list[str]:
@@ -464,6 +502,8 @@ def train(
         backbone_args=config.backbone_args,
         pool_grid=config.pool_grid,
     ).to(device)
+    if config.init_from and not last_path.exists():
+        _init_from(model, config.init_from)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _build_optimizer(config, model.parameters())
@@ -576,6 +616,9 @@ def train(
                         neg_margin=config.neg_margin,
                         nce_weight=config.nce_weight if config.model == "bnn" else 0.0,
                         temperature=config.temperature,
+                        opt_shift=b["opt_shift"].to(device) if "opt_shift" in b else None,
+                        shift_ok=b.get("shift_ok"),
+                        shift_weight=config.shift_weight,
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

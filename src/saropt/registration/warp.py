@@ -415,6 +415,10 @@ def warp_optical_u8(
     out = warp(src)
     if out.ndim == 2:
         out = out[:, :, None]
+    if inside == need and src_valid.all():
+        # every sample's 2 x 2 footprint lies inside the read window (``need`` has a 2 px margin) and every
+        # source pixel there is valid: the warped mask would be all 255
+        return out, np.ones((h, w), dtype=bool)
     m8 = src_valid.view(np.uint8) * np.uint8(255)
     valid = warp(m8) == 255
     if not valid.all():
