@@ -88,12 +88,17 @@ MIN_VALID = 0.5
 
 def _max_filter_lines(a: np.ndarray, reach: int) -> np.ndarray:
     """Maximum over ``reach`` neighbouring lines on either side (axis 1), edges repeated (like scipy's
-    ``maximum_filter1d(mode="nearest")``, without importing scipy.ndimage: 0.6 s per worker process)."""
-    padded = np.pad(a, ((0, 0), (reach, reach)), mode="edge")
+    ``maximum_filter1d(mode="nearest")``, without importing scipy.ndimage: 0.6 s per worker process).
+
+    Repeating the edge adds no new value to a window that already holds the edge, so the maximum over the
+    neighbours that exist is the same; shifted slices do it without padding (a tenth of ``np.pad``'s cost on
+    these small arrays).
+    """
+    out = a.copy()
     n = a.shape[1]
-    out = padded[:, 0:n].copy()
-    for k in range(1, 2 * reach + 1):
-        np.maximum(out, padded[:, k : k + n], out=out)
+    for k in range(1, min(reach, n - 1) + 1):
+        np.maximum(out[:, k:], a[:, : n - k], out=out[:, k:])
+        np.maximum(out[:, : n - k], a[:, k:], out=out[:, : n - k])
     return out
 
 
@@ -207,7 +212,8 @@ def seamline_score(
         sel.sort(axis=-1)
         lower[long_line, :-1] = np.take_along_axis(sel, lo_k[long_line][:, None, None], axis=-1)[..., 0]
         upper[long_line, :-1] = np.take_along_axis(sel, hi_k[long_line][:, None, None], axis=-1)[..., 0]
-    consistent = np.nan_to_num(np.maximum(np.maximum(lower, -upper), 0.0), nan=0.0)  # (angle, line, channel)
+    # (angle, line, channel); lower and upper are NaN together (too few samples), and fmax then gives 0
+    consistent = np.fmax(np.maximum(lower, -upper), np.float32(0.0))
     opt_step = np.minimum(consistent[..., :n_opt], SHARPNESS * consistent[..., n_opt : 2 * n_opt])
     opt_step = np.where((n_ok >= MIN_LENGTH * n)[..., None], opt_step, 0.0)
     # A boundary that the SAR shows consistently along the line explains the optical step. The SAR edge may
