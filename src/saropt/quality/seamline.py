@@ -203,15 +203,19 @@ def seamline_score(
     long_line = n_ok >= MIN_LENGTH * n
     lower = np.zeros((N_ANGLES, n_lines, n_opt + n_ch), np.float32)
     upper = np.zeros_like(lower)
-    sar_sorted = np.sort(np.where(valid, sharp[:, :, -1, :], np.nan), axis=-1)  # NaN last
-    lower[..., -1] = np.take_along_axis(sar_sorted, lo_k[..., None], axis=-1)[..., 0]
-    upper[..., -1] = np.take_along_axis(sar_sorted, hi_k[..., None], axis=-1)[..., 0]
+    # (order statistics picked by plain fancy indexing: np.take_along_axis costs 50 us a call here)
+    sar_sorted = np.sort(np.where(valid, sharp[:, :, -1, :], np.nan), axis=-1).reshape(-1, valid.shape[-1])
+    rows = np.arange(sar_sorted.shape[0])
+    lower[..., -1] = sar_sorted[rows, lo_k.ravel()].reshape(lo_k.shape)  # NaN sorts last
+    upper[..., -1] = sar_sorted[rows, hi_k.ravel()].reshape(hi_k.shape)
     if long_line.any():
         sel = np.concatenate([resid[long_line], sharp[long_line][:, :-1]], axis=1)  # (lines, channels, t)
         sel = np.where(valid[long_line][:, None, :], sel, np.nan)
         sel.sort(axis=-1)
-        lower[long_line, :-1] = np.take_along_axis(sel, lo_k[long_line][:, None, None], axis=-1)[..., 0]
-        upper[long_line, :-1] = np.take_along_axis(sel, hi_k[long_line][:, None, None], axis=-1)[..., 0]
+        li = np.arange(sel.shape[0])[:, None]
+        ci = np.arange(sel.shape[1])[None, :]
+        lower[long_line, :-1] = sel[li, ci, lo_k[long_line][:, None]]
+        upper[long_line, :-1] = sel[li, ci, hi_k[long_line][:, None]]
     # (angle, line, channel); lower and upper are NaN together (too few samples), and fmax then gives 0
     consistent = np.fmax(np.maximum(lower, -upper), np.float32(0.0))
     opt_step = np.minimum(consistent[..., :n_opt], SHARPNESS * consistent[..., n_opt : 2 * n_opt])
