@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -196,3 +197,29 @@ def test_pool_grid_codes_are_the_feature_map_averaged_on_a_grid(kind: str) -> No
         )
     with pytest.raises(ConfigError, match="pool_grid"):
         build_model(kind, TINY, pool_grid=0)
+
+
+@pytest.mark.parametrize("kind", ["bnn", "pseudo_siamese"])
+def test_tta_scores_are_the_mean_over_the_eight_transforms(kind: str) -> None:
+    from saropt.matching.scoring import ModelScorer, dihedral_views
+    from saropt.matching.views import ViewSpec
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 32, 32)
+    y = torch.rand(3, 3, 32, 32)
+    views = dihedral_views(x)
+    assert len(views) == 8 and torch.equal(views[0], x)
+    assert len({v.numpy().tobytes() for v in views}) == 8  # a random image has 8 distinct transforms
+    m = build_model(kind, TINY, embedding_dim=8).eval()
+    plain = ModelScorer(m, device="cpu")
+    tta = ModelScorer(m, device="cpu", tta=True)
+    cs, co = tta.encode_sar(x), tta.encode_opt(y)
+    assert cs.shape[:2] == (3, 8)
+    expected = np.mean(
+        [plain.pair_scores(plain.encode_sar(a), plain.encode_opt(b)) for a, b in zip(views, dihedral_views(y))],
+        axis=0,
+    )
+    np.testing.assert_allclose(tta.pair_scores(cs, co), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.diag(tta.score_matrix(cs, co)), expected, rtol=1e-5, atol=1e-6)
+    surf = tta.surface(x[0], torch.rand(3, 36, 36), ViewSpec(), 32)
+    assert surf.shape == (5, 5) and np.isfinite(surf).all()

@@ -190,6 +190,10 @@ def train_cmd(
     "--candidates", type=int, default=100, show_default=True, help="Retrieval candidates per query."
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option(
+    "--tta", is_flag=True,
+    help="Score trained models under the 8 flips/rotations and average (8x inference).",
+)
 @click.pass_context
 def eval_cmd(
     ctx: click.Context,
@@ -211,6 +215,7 @@ def eval_cmd(
     templates: int,
     candidates: int,
     device: str,
+    tta: bool,
 ) -> None:
     """Evaluate checkpoints and baselines under every protocol (balanced, hard, localisation, retrieval)."""
     from saropt.errors import ConfigError
@@ -245,6 +250,7 @@ def eval_cmd(
             data_format=data_format,
             device=device,
             progress=progress,
+            tta=tta,
         )
     if json_path:
         report.write_json(json_path)

@@ -128,6 +128,8 @@ class EvaluationReport:
             notes.append(
                 f"retrieval: {any_m.get('queries')} queries among {any_m.get('candidates')} candidates"
             )
+        if meta.get("tta"):
+            notes.append("trained models scored under the 8 flips/rotations, averaged (TTA)")
         for w in meta.get("warnings", []):
             notes.append(f"WARNING: {w}")
         return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
@@ -162,9 +164,11 @@ def _json_default(o: Any) -> Any:
 
 
 def load_model_scorer(
-    checkpoint: str | os.PathLike[str], device: str = "auto"
+    checkpoint: str | os.PathLike[str], device: str = "auto", tta: bool = False
 ) -> tuple[ModelScorer, dict[str, Any]]:
     """A :class:`ModelScorer` from a checkpoint file or run folder, and the checkpoint dict.
+
+    ``tta``: score under the 8 flips/rotations and average (:class:`ModelScorer`).
 
     Raises:
         CheckpointError: unreadable or unfit checkpoint.
@@ -184,6 +188,7 @@ def load_model_scorer(
         threshold=float(cfg.get("threshold", 0.5)),
         spec=spec,
         channels_last=bool(cfg.get("channels_last", False)),
+        tta=tta,
     )
     return scorer, ckpt
 
@@ -227,6 +232,7 @@ def evaluate(
     data_format: str | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    tta: bool = False,
 ) -> EvaluationReport:
     """Run the protocols for trained checkpoints and training-free baselines on one split of a dataset.
 
@@ -243,6 +249,8 @@ def evaluate(
         data_format: reader name (default: the primary checkpoint's, else ``saropt``).
         device: torch device for models.
         progress: optional callback ``(task, done, total)``.
+        tta: score trained models under the 8 flips/rotations and average (8 times the inference; the
+            report's ``meta`` records it).
 
     Returns:
         The :class:`EvaluationReport`.
@@ -269,7 +277,7 @@ def evaluate(
     ckpts: list[dict[str, Any]] = []
     warnings: list[str] = []
     for c in checkpoints:
-        sc, ck = load_model_scorer(c, device)
+        sc, ck = load_model_scorer(c, device, tta=tta)
         if any(s.name == sc.name for s in scorers):
             sc.name = f"{sc.name}-{len(scorers) + 1}"
         scorers.append(sc)
@@ -363,6 +371,7 @@ def evaluate(
         "calibration_split": source,
         "view": {"crop": view.crop, "size": view.size},
         "checkpoints": [ck.get("path") for ck in ckpts],
+        "tta": bool(tta),
         "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
         "split_sha256": test_fp["sha256"],
         "warnings": warnings,

@@ -84,6 +84,17 @@ def sar_mean(sar: "torch.Tensor") -> "torch.Tensor":
     return sar.mean(dim=-3, keepdim=True)
 
 
+def dihedral_views(x: "torch.Tensor") -> list["torch.Tensor"]:
+    """The 8 flips and 90-degree rotations of ``(..., H, W)`` images, identity first (square views)."""
+    import torch
+
+    out = []
+    for flip in (False, True):
+        v = torch.flip(x, dims=[-1]) if flip else x
+        out.extend(torch.rot90(v, k, dims=(-2, -1)) if k else v for k in range(4))
+    return out
+
+
 def window_crops(window: "torch.Tensor", t: int) -> "torch.Tensor":
     """Every ``t x t`` crop of a ``(C, S, S)`` window, row-major by shift: ``((S - t + 1)^2, C, t, t)``.
 
@@ -107,6 +118,9 @@ class ModelScorer(Scorer):
         batch_size: inference batch size for dense localisation.
         channels_last: use channels-last memory format.
         spec: the view the model was trained with (protocols show it exactly that view).
+        tta: test-time augmentation: each view is encoded under the 8 flips and 90-degree rotations (the
+            ``flip_rot90`` training augmentation; both modalities get the same transform) and the pair score
+            is the mean over the 8 transforms. Codes are then ``(B, 8, n)``; inference costs 8 times more.
     """
 
     trained = True
@@ -120,9 +134,11 @@ class ModelScorer(Scorer):
         batch_size: int = 128,
         channels_last: bool = False,
         spec: ViewSpec | None = None,
+        tta: bool = False,
     ) -> None:
         import torch
 
+        self.tta = bool(tta)
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.name = name or model.kind
@@ -139,28 +155,36 @@ class ModelScorer(Scorer):
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
+    def _encode(self, fn: Any, x: "torch.Tensor") -> "torch.Tensor":
         import torch
 
         with torch.inference_mode():
-            return self.model.encode_sar(self._prep(sar)).float()
+            if not self.tta:
+                return fn(self._prep(x)).float()
+            return torch.stack([fn(self._prep(v)).float() for v in dihedral_views(x)], dim=1)
+
+    def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
+        return self._encode(self.model.encode_sar, sar)
 
     def encode_opt(self, opt: "torch.Tensor") -> "torch.Tensor":
-        import torch
-
-        with torch.inference_mode():
-            return self.model.encode_opt(self._prep(opt)).float()
+        return self._encode(self.model.encode_opt, opt)
 
     def pair_scores(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
         import torch
 
         with torch.inference_mode():
+            if cs.ndim == 3:  # TTA codes: mean score over the transforms
+                out = torch.stack([self.model.pair_scores(cs[:, g], co[:, g]) for g in range(cs.shape[1])])
+                return out.float().mean(0).cpu().numpy().astype(np.float64)
             return self.model.pair_scores(cs, co).cpu().numpy().astype(np.float64)
 
     def score_matrix(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
         import torch
 
         with torch.inference_mode():
+            if cs.ndim == 3:
+                out = torch.stack([self.model.score_matrix(cs[:, g], co[:, g]) for g in range(cs.shape[1])])
+                return out.float().mean(0).cpu().numpy().astype(np.float64)
             return self.model.score_matrix(cs, co).cpu().numpy().astype(np.float64)
 
     def surface(
@@ -174,5 +198,5 @@ class ModelScorer(Scorer):
         scores = []
         for s in range(0, crops.shape[0], self.batch_size):
             co = self.encode_opt(resize(crops[s : s + self.batch_size], size))
-            scores.append(self.pair_scores(ct.expand(co.shape[0], -1), co))
+            scores.append(self.pair_scores(ct.expand(co.shape[0], *ct.shape[1:]), co))
         return np.concatenate(scores).reshape(n, n)
