@@ -12,7 +12,10 @@ Steps (each resumable: run it again after an interruption and finished steps are
    and the training-free NCC, MI and CFOG measures, thresholds calibrated on ``val``: one markdown table and
    one JSON (``metrics.md``, ``metrics.json``), plus ``timing.json`` (training minutes, steps, load average).
 
-Nothing is tuned on ``test``: thresholds come from ``val`` and each run keeps its best ``val`` epoch.
+Nothing is tuned on ``test``: thresholds come from ``val``, each run keeps its best ``val`` epoch, and the
+models are scored with test-time augmentation (mean over the 8 flips/rotations, ``--no-tta`` to turn it off),
+chosen on ``val``: BNN balanced accuracy 0.953 -> 0.960, hard-negative accuracy 0.906 -> 0.922, retrieval
+recall@1 0.719 -> 0.768.
 
 Usage::
 
@@ -51,6 +54,11 @@ def main() -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key of every recipe (repeatable)")
     p.add_argument("--no-baselines", action="store_true", help="evaluate the trained models only")
+    p.add_argument(
+        "--no-tta",
+        action="store_true",
+        help="score the models on plain views (default: mean over the 8 flips/rotations, chosen on val)",
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -126,6 +134,7 @@ def main() -> None:
         split="test",
         baselines=() if args.no_baselines else ("ncc", "mi", "cfog"),
         settings=ProtocolSettings(max_templates=args.templates),
+        tta=not args.no_tta,
     )
     rep.write_json(args.work / "metrics.json")
     rep.write_markdown(args.work / "metrics.md")
