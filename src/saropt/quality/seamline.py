@@ -352,7 +352,9 @@ def _extended_step(
     )
     if sampled.ndim == 2:
         sampled = sampled[..., None]
-    step = sampled[BAND:].mean(axis=0) - sampled[:BAND].mean(axis=0)  # (t, channel)
+    # (t, channel): the difference of the two band means; BAND is a power of two, so dividing the difference of
+    # the sums is exact, and skips np.mean's per-call overhead (thousands of calls per build unit)
+    step = (sampled[BAND:].sum(axis=0) - sampled[:BAND].sum(axis=0)) / np.float32(BAND)
     resid = sign * (step[:, ch] - beta * step[:, -1])
     resid = resid[np.isfinite(resid)]
     if resid.size < MIN_EXTENDED * n:
