@@ -106,6 +106,19 @@ def test_train_then_eval_writes_every_protocol(fake: Path, tmp_path: Path) -> No
     m = json.loads(metrics.read_text())
     assert set(m) == {"balanced", "meta"} and m["balanced"]["threshold_source"] == "eval"
     assert any("trained or validated" in w or "optimistic" in w for w in m["meta"]["warnings"])
+    assert m["meta"]["tta"] is False
+    plain = (m["balanced"]["roc_auc"], m["balanced"]["threshold"])
+
+    # --tta: the same pairs scored under the 8 flips/rotations; recorded in meta and in the table's notes
+    r = CliRunner().invoke(
+        cli,
+        ["match", "eval", "-k", str(run / "best.pt"), "--data", str(fake), "--split", "all", "--protocol",
+         "balanced", "--tta", "--json", str(metrics)],
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads(metrics.read_text())
+    assert m["meta"]["tta"] is True and "(TTA)" in r.output
+    assert m["balanced"]["pairs"] > 0 and (m["balanced"]["roc_auc"], m["balanced"]["threshold"]) != plain
 
 
 def test_positional_and_option_config_forms_agree(fake: Path, tmp_path: Path) -> None:
