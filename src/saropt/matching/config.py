@@ -15,7 +15,8 @@ from saropt.errors import ConfigError
 
 #: configuration fields that may change when a run is resumed (they do not change what was trained so far)
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "max_minutes", "device", "threads", "num_workers", "log_every", "data"}
+    # init_from only sets the starting weights: a resumed run continues from its own checkpoint
+    {"epochs", "max_minutes", "device", "threads", "num_workers", "log_every", "data", "init_from"}
 )
 
 SAMPLERS = ("patches", "scene_crops")
