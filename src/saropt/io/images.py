@@ -8,6 +8,7 @@ input always gives the same bytes (no timestamps), which keeps parallel and resu
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -53,7 +54,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
         raise
 
 
-_counter = iter(range(1 << 62))
+_counter = itertools.count()
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

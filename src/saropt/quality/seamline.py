@@ -218,8 +218,8 @@ def seamline_score(
         upper[long_line, :-1] = sel[li, ci, hi_k[long_line][:, None]]
     # (angle, line, channel); lower and upper are NaN together (too few samples), and fmax then gives 0
     consistent = np.fmax(np.maximum(lower, -upper), np.float32(0.0))
+    # (lines shorter than MIN_LENGTH kept lower = upper = 0 for the optical channels, so their step is 0)
     opt_step = np.minimum(consistent[..., :n_opt], SHARPNESS * consistent[..., n_opt : 2 * n_opt])
-    opt_step = np.where((n_ok >= MIN_LENGTH * n)[..., None], opt_step, 0.0)
     # A boundary that the SAR shows consistently along the line explains the optical step. The SAR edge may
     # sit a little off the optical one (a beach is bright in the optical and dark in the SAR; layover, shadow,
     # residual misregistration), so the strongest SAR step within SUPPORT_REACH lines counts.
