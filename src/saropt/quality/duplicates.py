@@ -21,6 +21,7 @@ import numpy as np
 
 from saropt.errors import InputError
 from saropt.io.windows import Window
+from saropt.quality.prep import median
 
 _MASK = (1 << 64) - 1
 _HASH_SIZE = 8
@@ -62,10 +63,7 @@ def phash(img: np.ndarray) -> int:
         raise InputError(f"phash needs an (H, W) or (H, W, C) image of at least 8x8 pixels, got {arr.shape}")
     thumb = cv2.resize(arr.astype(np.float32, copy=False), (_THUMB, _THUMB), interpolation=cv2.INTER_AREA)
     low = cv2.dct(thumb)[:_HASH_SIZE, :_HASH_SIZE].ravel()
-    # median of the 64 coefficients, the mean of the middle two: np.median's value at a fifth of its cost
-    h = low.size // 2
-    mid = np.partition(low, (h - 1, h))
-    bits = low > (mid[h - 1] + mid[h]) / np.float32(2.0)
+    bits = low > median(low)
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 

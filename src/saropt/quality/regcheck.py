@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from saropt.quality.prep import prepare_pair
+from saropt.quality.prep import median, prepare_pair
 
 #: the similarity surface must rise this much above its median for the check to count
 MIN_CONTRAST = 0.04
@@ -200,8 +200,7 @@ def check_prepared(
 
     peak = np.unravel_index(int(np.argmax(surface)), surface.shape)
     c_peak = float(surface[peak])
-    flat = surface.ravel()  # (2r + 1)^2 values, an odd count: the median is the middle order statistic
-    c_med = float(np.partition(flat, flat.size // 2)[flat.size // 2])
+    c_med = median(surface.ravel())
     contrast = c_peak - c_med
     if contrast < MIN_CONTRAST:
         return RegCheck(float("nan"), float("nan"), float("nan"), contrast)

@@ -37,19 +37,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from saropt.quality.prep import median
+
 _MIN_BLOCKS = 16
 #: blocks further than this many robust standard deviations from the median are left out
 OUTLIER_Z = 4.0
-
-
-def _median(a: np.ndarray) -> float:
-    """``np.median`` of a 1-D finite array (the same value), without its overhead on small arrays."""
-    n = a.size
-    h = n // 2
-    if n % 2:
-        return float(np.partition(a, h)[h])
-    p = np.partition(a, (h - 1, h))
-    return float(0.5 * (p[h - 1] + p[h]))
 
 
 def _design(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -80,8 +72,8 @@ def _detrend(blocks: np.ndarray) -> np.ndarray:
         coef, *_ = np.linalg.lstsq(design, values, rcond=None)
         resid = values - design @ coef
     # Isolated targets (a ship, a lone building) are not texture: drop blocks far outside the bulk.
-    med = _median(resid)
-    scale = 1.4826 * _median(np.abs(resid - med))
+    med = median(resid)
+    scale = 1.4826 * median(np.abs(resid - med))
     if scale > 0:
         resid = resid[np.abs(resid - med) <= OUTLIER_Z * scale]
     return resid
@@ -106,7 +98,7 @@ def structure_bits(blocks: np.ndarray, noise: float, step: float = 2.0) -> float
     if np.count_nonzero(np.isfinite(blocks)) < _MIN_BLOCKS:
         return float("nan")
     resid = _detrend(blocks)
-    spread = 1.4826 * _median(np.abs(resid - _median(resid)))
+    spread = 1.4826 * median(np.abs(resid - median(resid)))
     noise = float(noise) if np.isfinite(noise) else 0.0
     shrink = float(np.sqrt(max(0.0, 1.0 - (noise / spread) ** 2))) if spread > 0 else 0.0
     idx = np.floor(resid * (shrink / float(step))).astype(np.int64)
