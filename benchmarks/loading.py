@@ -310,11 +310,13 @@ def compare_torchgeo(
             "skipped": "torchgeo not installed "
             "(python3 -m venv /tmp/tg-venv && /tmp/tg-venv/bin/pip install torchgeo)"
         }
+    # stderr to a file, not a pipe: warnings piling up in an unread pipe (64 KiB) would block the server
+    errlog = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [py, "-c", TORCHGEO_SERVER, str(root), str(Path(__file__).resolve().parent)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errlog,
         text=True,
     )
 
@@ -324,7 +326,9 @@ def compare_torchgeo(
             proc.stdin.flush()  # type: ignore[union-attr]
         out = proc.stdout.readline()  # type: ignore[union-attr]
         if not out:
-            err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()[-1:] or ["failed"]
+            proc.wait(timeout=60)
+            errlog.seek(0)
+            err = errlog.read().strip().splitlines()[-1:] or ["failed"]
             raise RuntimeError(f"torchgeo run failed with {py}: {err[0]}")
         return dict(json.loads(out))
 
@@ -375,6 +379,7 @@ def compare_torchgeo(
         if proc.stdin:
             proc.stdin.close()
         proc.wait(timeout=60)
+        errlog.close()
     return res
 
 

@@ -133,10 +133,9 @@ _FAST_COMPRESSION = frozenset({1, 8, 32946, 32773})
 def _read_tiff_fast(path: str, bands: Sequence[int] | None) -> np.ndarray | None:
     """Read a plain (raw, deflate or packbits) TIFF with tifffile: ~8x faster than opening it with GDAL.
 
-    Returns ``None`` when the file is not such a TIFF or anything is unusual (GDAL then reads it).
+    Returns ``None`` when the file is not such a TIFF or anything is unusual (GDAL then reads it). The caller
+    has checked the ``.tif``/``.tiff`` suffix.
     """
-    if not path.lower().endswith((".tif", ".tiff")):
-        return None
     try:
         import tifffile
 
@@ -184,8 +183,3 @@ def raster_georef(
         if not os.path.exists(p):
             raise DatasetNotFoundError(f"missing file {p}") from None
         raise CorruptFileError(f"cannot open raster {p}: {str(exc).splitlines()[0]}") from None
-
-
-def is_tiff(path: str | os.PathLike[str]) -> bool:
-    """Whether a path names a TIFF by its suffix."""
-    return Path(path).suffix.lower() in (".tif", ".tiff")

@@ -114,7 +114,7 @@ def read_plain_tiff(path: str, bands: Sequence[int] | None = None) -> np.ndarray
                 if f.readinto(pix) != pix.nbytes:  # type: ignore[arg-type]
                     return None
                 arr = pix.transpose(2, 0, 1)
-                out = np.ascontiguousarray(arr if bands is None or idx == list(range(spp)) else arr[idx])
+                out = np.ascontiguousarray(arr if idx == list(range(spp)) else arr[idx])
             else:
                 if len(offsets) % spp:
                     return None
