@@ -32,7 +32,7 @@ from saropt.errors import InputError
 from saropt.registration.auto.config import thread_count
 from saropt.registration.auto.features import GradientOperator, erode, orientation_field
 from saropt.registration.auto.fieldcorr import SarSpectra, correlate_all, correlate_near
-from saropt.registration.auto.sources import scale_matrix
+from saropt.registration.auto.sources import scale_matrix, translate_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -224,15 +224,11 @@ class _OpticalField:
         return z, valid
 
 
-def _translate(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
-
-
 class _Level:
     """One resolution level of the search: the SAR field (spectra cached per FFT shape) and the optical to warp.
 
     Two ways to score a pose: :meth:`evaluate` searches every translation (the optical warped onto the bounding
-    box of its rotated, scaled footprint, so the FFT is no bigger than that angle needs); :meth:`evaluate_near`
+    box of its rotated, scaled footprint, so the FFT is no bigger than that angle needs); :meth:`evaluate_near_many`
     searches translations within a small radius of a pose already close, on the SAR grid grown by that radius.
     """
 
@@ -290,7 +286,8 @@ class _Level:
     def evaluate_near_many(
         self, poses: list[tuple[float, float, np.ndarray]], radius: int
     ) -> list[CoarseCandidate]:
-        """:meth:`evaluate_near` for each ``(angle, scale, around)``, in parallel."""
+        """Score each ``(angle, scale, around)`` at its best translation within ``radius`` of ``around``
+        (:meth:`_evaluate_near`), in parallel."""
         self.n_evaluated += len(poses)
         return _map(self.pool, lambda p: self._evaluate_near(p[0], p[1], p[2], radius), poses)
 
@@ -319,7 +316,7 @@ class _Level:
         turn = np.array([[-1.0, 0.0, bw - 1.0], [0.0, -1.0, bh - 1.0], [0.0, 0.0, 1.0]])
         return [
             CoarseCandidate(
-                matrix=_translate(pk.dx, pk.dy) @ (m if k == 0 else turn @ m),
+                matrix=translate_matrix(pk.dx, pk.dy) @ (m if k == 0 else turn @ m),
                 angle_deg=float(angle + 180.0 * k),
                 scale=float(scale),
                 score=pk.score,
@@ -329,7 +326,7 @@ class _Level:
             for k, pk in enumerate(peaks)
         ]
 
-    def evaluate_near(self, angle: float, scale: float, around: np.ndarray, radius: int) -> CoarseCandidate:
+    def _evaluate_near(self, angle: float, scale: float, around: np.ndarray, radius: int) -> CoarseCandidate:
         """Score a rotation and scale at its best translation within ``radius`` of the pose ``around``.
 
         The rotation pivots on the optical point that ``around`` puts on the SAR centre, so a small change of
@@ -344,10 +341,6 @@ class _Level:
         Returns:
             The :class:`CoarseCandidate`.
         """
-        self.n_evaluated += 1
-        return self._evaluate_near(angle, scale, around, radius)
-
-    def _evaluate_near(self, angle: float, scale: float, around: np.ndarray, radius: int) -> CoarseCandidate:
         scale = min(scale, self.max_scale)
         h, w = self.shape
         oh, ow = self.opt.shape
@@ -357,12 +350,12 @@ class _Level:
         m = similarity_matrix(angle, scale, (float(p[0]), float(p[1])))
         m[:2, 2] += q[:2] / q[2] - p
         r = int(radius)
-        z, zvalid = self.field.warp(_translate(r, r) @ m, angle, (w + 2 * r, h + 2 * r))
+        z, zvalid = self.field.warp(translate_matrix(r, r) @ m, angle, (w + 2 * r, h + 2 * r))
         pk = correlate_near(
             self.spec, _centred(z, zvalid), zvalid, r, self._n_opt * scale * scale, self.params.min_overlap
         )
         return CoarseCandidate(
-            matrix=_translate(pk.dx, pk.dy) @ m,
+            matrix=translate_matrix(pk.dx, pk.dy) @ m,
             angle_deg=float(angle),
             scale=float(scale),
             score=pk.score,

@@ -138,10 +138,11 @@ class SarSpectra:
         return self._cache[shape]
 
 
-def _planes(z: np.ndarray, valid: np.ndarray) -> tuple[list[np.ndarray], float]:
-    """The optical planes (real, imaginary, mask, energy) and its mean energy over valid pixels."""
+def _planes(z: np.ndarray, valid: np.ndarray, exact: bool) -> tuple[list[np.ndarray], float]:
+    """The optical planes (real, imaginary, mask, energy) and its mean energy over valid pixels (only used, so
+    only computed, without ``exact`` normalisation: 1.0 otherwise)."""
     energy = (z.real**2 + z.imag**2).astype(np.float32)
-    mean = float(energy[valid].mean()) if valid.any() else 1.0
+    mean = float(energy[valid].mean()) if not exact and valid.any() else 1.0
     return [z.real.astype(np.float32), z.imag.astype(np.float32), valid.astype(np.float32), energy], mean
 
 
@@ -247,9 +248,9 @@ def correlate_all(
     hs, ws = sar.shape
     h, w = z.shape
     shape = (fast_size(hs + h), fast_size(ws + w))
-    planes, mean_o = _planes(z, valid)
-    f_opt = _dft(planes, shape)
     exact = NORMALISE_EXACT if exact is None else exact
+    planes, mean_o = _planes(z, valid, exact)
+    f_opt = _dft(planes, shape)
     n_opt = float(valid.sum())
     out = [_peak_all(sar, f_opt, shape, exact, mean_o, n_opt, min_overlap)]
     if half_turn:
@@ -290,9 +291,9 @@ def correlate_near(
     r = int(radius)
     # the SAR slides inside the canvas: lags 0..2r need no padding beyond the canvas size
     shape = (fast_size(hs + 2 * r), fast_size(ws + 2 * r))
-    planes, mean_o = _planes(z, valid)
-    f_opt = _dft(planes, shape)
     exact = NORMALISE_EXACT if exact is None else exact
+    planes, mean_o = _planes(z, valid, exact)
+    f_opt = _dft(planes, shape)
     k = 2 * r + 1
     num, ov, e_opt, e_sar = _correlations(f_opt, sar.spectra(shape), exact)
     e_sar = None if e_sar is None else e_sar[:k, :k]

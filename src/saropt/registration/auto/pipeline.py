@@ -34,7 +34,7 @@ from saropt.io.windows import Window
 from saropt.registration.auto.coarse import CoarseParams, CoarseResult, coarse_search
 from saropt.registration.auto.config import AutoConfig
 from saropt.registration.auto.refine import LevelMatcher, PassResult, match_chips, transform_scale, warp_onto
-from saropt.registration.auto.sources import Source, make_source, scale_matrix
+from saropt.registration.auto.sources import Source, make_source, scale_matrix, translate_matrix
 from saropt.registration.fit import Registration
 from saropt.registration.transforms import Transform
 
@@ -62,10 +62,6 @@ class AutoMatch:
     matrix: np.ndarray
     n_candidates: int
     meta: dict[str, Any]
-
-
-def _translate(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
 
 def _prior_matrix(prior: Transform, region: Window) -> np.ndarray:
@@ -116,7 +112,7 @@ def _coarse(
     _check_texture(simg, sval, "SAR")
     h, w = simg.shape
     fx, fy = region.width / w, region.height / h
-    sar_to_c = scale_matrix(fx, fy) @ _translate(-region.col_off, -region.row_off)
+    sar_to_c = scale_matrix(fx, fy) @ translate_matrix(-region.col_off, -region.row_off)
     if m0 is None:
         if config.scale_prior == "footprint":
             s0 = float(np.sqrt(region.width * region.height / float(opt.width * opt.height)))
@@ -146,7 +142,7 @@ def _coarse(
         m_prior_c = sar_to_c @ m0 @ np.linalg.inv(opt_to_c)
         pad = max(h, w) // 2
         big = (h + 2 * pad, w + 2 * pad)
-        shift = _translate(pad, pad)
+        shift = translate_matrix(pad, pad)
         wimg, wval = warp_onto(oimg, oval, shift @ m_prior_c, big)
         if wval.sum() < 16:
             raise NoOverlapError(

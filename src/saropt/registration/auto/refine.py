@@ -27,7 +27,7 @@ from saropt.registration.auto.config import AutoConfig, thread_count
 from saropt.registration.auto.features import structural_features
 from saropt.registration.auto.keypoints import select_candidates
 from saropt.registration.auto.matcher import MatchParams, _result, match_points, match_stacks, window_variance
-from saropt.registration.auto.sources import Source, scale_matrix
+from saropt.registration.auto.sources import Source, scale_matrix, translate_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,6 @@ def _apply(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
         w = p @ m[2, :2] + m[2, 2]
         q = (p @ m[:2, :2].T + m[:2, 2]) / w[:, None]
     return q
-
-
-def _translate(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
 
 def transform_scale(matrix: np.ndarray) -> float:
@@ -126,7 +122,7 @@ class LevelMatcher:
         h, w = img.shape
         self.fx, self.fy = region.width / w, region.height / h
         # full-resolution SAR pixel -> level pixel
-        self.to_level = scale_matrix(self.fx, self.fy) @ _translate(-region.col_off, -region.row_off)
+        self.to_level = scale_matrix(self.fx, self.fy) @ translate_matrix(-region.col_off, -region.row_off)
         self.sar_img, self.sar_valid = img, valid
         self.sar_feat, self.sar_fvalid = structural_features(
             img, valid, config.sar_operator, config.sar_sigma, config.n_orientations, config.channel_sigma

@@ -90,6 +90,11 @@ def scale_matrix(fx: float, fy: float | None = None) -> np.ndarray:
     return np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1.0]])
 
 
+def translate_matrix(dx: float, dy: float) -> np.ndarray:
+    """3x3 matrix of a translation by ``(dx, dy)`` pixels (x = column, y = row)."""
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
 @dataclass
 class Source:
     """One image, single band, with validity, read by window or decimated.
