@@ -211,9 +211,7 @@ def info_nce_loss(
     import torch
     import torch.nn.functional as F
 
-    n = emb_sar.shape[-1]
-    sq = ((emb_sar[:, None, :] - emb_opt[None, :, :]) ** 2).sum(-1) / n
-    logits = -torch.sqrt(torch.clamp(sq, min=1e-12)) / temperature
+    logits = -bnn_distance(emb_sar[:, None, :], emb_opt[None, :, :]) / temperature  # (B, B)
     if exclude is not None:
         logits = logits.masked_fill(exclude.to(logits.device), float("-inf"))
     target = torch.arange(logits.shape[0], device=logits.device)

@@ -116,7 +116,8 @@ def _batches(n: int, size: int) -> list[range]:
     return [range(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def _stack_views(items: Sequence[dict[str, Any]], spec: ViewSpec) -> tuple["torch.Tensor", "torch.Tensor"]:
+def stack_views(items: Sequence[dict[str, Any]], spec: ViewSpec) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """The views of samples ``{"sar", "opt"}`` (centred), stacked into two batches."""
     import torch
 
     views = [make_view(it["sar"], it["opt"], spec) for it in items]
@@ -132,7 +133,7 @@ def spec_of(scorer: Scorer, default: ViewSpec) -> ViewSpec:
 def _views_by_spec(
     items: Sequence[dict[str, Any]], scorers: Sequence[Scorer], spec: ViewSpec
 ) -> dict[ViewSpec, tuple["torch.Tensor", "torch.Tensor"]]:
-    return {sp: _stack_views(items, sp) for sp in {spec_of(s, spec) for s in scorers}}
+    return {sp: stack_views(items, sp) for sp in {spec_of(s, spec) for s in scorers}}
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,22 @@ def encode_patches(
     return PatchCodes({k: _concat(v) for k, v in cs.items()}, {k: _concat(v) for k, v in co.items()}, n)
 
 
+def pair_indices(
+    dataset: Any, negative_ratio: float, hard: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The labelled pairs of :class:`saropt.data.pairs.MatchingPairs` as patch indices.
+
+    Returns:
+        ``(sar_idx, opt_idx, labels)``: every patch with itself (label 1), then each planned negative (0).
+    """
+    pairs = _matching_pairs(dataset, negative_ratio, hard, seed)
+    anchors, partners, _, _ = pairs.plan()
+    n = len(dataset)
+    sar_idx = np.concatenate([np.arange(n), np.asarray(anchors, dtype=np.int64)])
+    opt_idx = np.concatenate([np.arange(n), np.asarray(partners, dtype=np.int64)])
+    return sar_idx, opt_idx, np.asarray(pairs.labels(), dtype=np.int64)
+
+
 def pair_protocol(
     dataset: Any,
     codes: PatchCodes,
@@ -237,12 +254,7 @@ def pair_protocol(
     Pairs are those of :class:`saropt.data.pairs.MatchingPairs` (every patch as a positive, then its planned
     negatives); they are scored from the patch codes, so no patch is decoded or encoded twice.
     """
-    pairs = _matching_pairs(dataset, settings.negative_ratio, hard, settings.seed)
-    anchors, partners, _, _ = pairs.plan()
-    n = codes.count
-    sar_idx = np.concatenate([np.arange(n), np.asarray(anchors, dtype=np.int64)])
-    opt_idx = np.concatenate([np.arange(n), np.asarray(partners, dtype=np.int64)])
-    labels = np.asarray(pairs.labels(), dtype=np.int64)
+    sar_idx, opt_idx, labels = pair_indices(dataset, settings.negative_ratio, hard, settings.seed)
     out: dict[str, np.ndarray] = {}
     for s in scorers:
         parts = [

@@ -161,6 +161,7 @@ class ModelScorer(Scorer):
         with torch.inference_mode():
             if not self.tta:
                 return fn(self._prep(x)).float()
+            x = x.to(self.device, non_blocking=True)  # one transfer; the 8 views are made on the device
             return torch.stack([fn(self._prep(v)).float() for v in dihedral_views(x)], dim=1)
 
     def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":

@@ -270,32 +270,17 @@ class _Validator:
     """
 
     def __init__(self, val_ds: Any, cfg: TrainConfig, spec: ViewSpec) -> None:
-        import torch
-
-        from saropt.matching.protocols import _matching_pairs
-        from saropt.matching.views import make_view
+        from saropt.matching.protocols import pair_indices, stack_views
 
         n = len(val_ds)
         k = n if cfg.val_pairs == 0 else min(n, max(1, cfg.val_pairs // 2))
         if k < n:
             idx = np.sort(np.random.default_rng([cfg.seed, 3]).choice(n, size=k, replace=False))
             val_ds = val_ds.select(idx.tolist()) if hasattr(val_ds, "select") else val_ds
-        sars, opts = [], []
-        for i in range(len(val_ds)):
-            it = val_ds[i]
-            s, o = make_view(it["sar"], it["opt"], spec)
-            sars.append(s)
-            opts.append(o)
-        self.sar = torch.stack(sars)
-        self.opt = torch.stack(opts)
-        m = len(sars)
-        self.plans: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for name, hard in (("", False), ("_hard", True)):
-            anchors, partners, _, _ = _matching_pairs(val_ds, 1.0, hard, cfg.seed).plan()
-            a = np.concatenate([np.arange(m), np.asarray(anchors, dtype=np.int64)])
-            b = np.concatenate([np.arange(m), np.asarray(partners, dtype=np.int64)])
-            labels = np.concatenate([np.ones(m, dtype=np.int64), np.zeros(len(anchors), dtype=np.int64)])
-            self.plans[name] = (a, b, labels)
+        self.sar, self.opt = stack_views([val_ds[i] for i in range(len(val_ds))], spec)
+        self.plans = {
+            name: pair_indices(val_ds, 1.0, hard, cfg.seed) for name, hard in (("", False), ("_hard", True))
+        }
         self.labels = self.plans[""][2]
         self.threshold = cfg.threshold
         self.batch = max(cfg.batch_size, 64)
@@ -376,7 +361,7 @@ def _training_views(train_ds: Any, config: TrainConfig, spec: ViewSpec) -> Any:
         scale_jitter=config.scale_jitter,
         group=config.crops_per_scene,
         spread=config.crop_spread,
-        shift_negatives=config.shift_negatives if config.model == "bnn" else 0,
+        shift_negatives=config.shift_negatives,  # config validation: BNN only
         shift_range=tuple(config.shift_range),
     )
 
@@ -390,7 +375,7 @@ def _init_from(model: Any, path: str) -> None:
     ckpt = load_checkpoint(path)
     try:
         model.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError) as exc:
+    except RuntimeError as exc:  # load_checkpoint has checked the file holds a "model"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"init_from {path}: its weights do not fit this model (same model, backbone, backbone_args, "

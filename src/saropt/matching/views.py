@@ -13,6 +13,7 @@ Convention:
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -98,6 +99,18 @@ def make_view(
     Raises:
         InputError: if the two patches differ in size or are smaller than the crop.
     """
+    s, o, _, _, _ = _view(sar, opt, spec, rng, augment)
+    return s, o
+
+
+def _view(
+    sar: "torch.Tensor",
+    opt: "torch.Tensor",
+    spec: ViewSpec,
+    rng: np.random.Generator | None,
+    augment: str,
+) -> tuple["torch.Tensor", "torch.Tensor", int, int, int]:
+    """:func:`make_view`, plus the crop's top-left pixel ``(x0, y0)`` in the patch and its side."""
     if sar.shape[-2:] != opt.shape[-2:]:
         raise InputError(f"SAR and optical patches differ in size: {tuple(sar.shape)} vs {tuple(opt.shape)}")
     h, w = sar.shape[-2:]
@@ -107,7 +120,7 @@ def make_view(
     o = resize(cut(opt, x0, y0, side), spec.size)
     if rng is not None:
         s, o = augment_pair(s, o, rng, augment)
-    return s.contiguous(), o.contiguous()
+    return s.contiguous(), o.contiguous(), x0, y0, side
 
 
 def crop_offset(h: int, w: int, side: int, rng: np.random.Generator | None) -> tuple[int, int]:
@@ -197,17 +210,18 @@ class PairViews:
         self.seed = seed
         self.epoch = 0
         self.indices = list(range(len(dataset))) if indices is None else list(indices)
-        self._scene_ids: dict[str, int] | None = None
+        recs = getattr(dataset, "records", None)
+        names = sorted({str(r.scene) for r in recs}) if recs is not None else []
+        self._scene_ids = {n: k for k, n in enumerate(names)}
 
     def _scene_number(self, meta: dict[str, Any]) -> int:
-        if self._scene_ids is None:
-            recs = getattr(self.dataset, "records", None)
-            names = sorted({str(r.scene) for r in recs}) if recs is not None else []
-            self._scene_ids = {n: k for k, n in enumerate(names)}
+        """The scene's number: its rank among the records' sorted scene ids, or for a reader without records
+        a number derived from the id alone (CRC-32, after the ranks), so every DataLoader worker agrees."""
         scene = str(meta.get("scene", ""))
-        if scene and scene not in self._scene_ids:
-            self._scene_ids[scene] = len(self._scene_ids)
-        return self._scene_ids.get(scene, -1) if scene else -1
+        if not scene:
+            return -1
+        k = self._scene_ids.get(scene)
+        return k if k is not None else len(self._scene_ids) + zlib.crc32(scene.encode())
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops and augmentation (training only) for a new epoch."""
@@ -222,18 +236,7 @@ class PairViews:
         idx = self.indices[i]
         sample = self.dataset[idx]
         rng = np.random.default_rng([self.seed, self.epoch, idx]) if self.train else None
-        sar, opt = sample["sar"], sample["opt"]
-        if sar.shape[-2:] != opt.shape[-2:]:
-            raise InputError(
-                f"SAR and optical patches differ in size: {tuple(sar.shape)} vs {tuple(opt.shape)}"
-            )
-        h, w = sar.shape[-2:]
-        side = self.spec.crop_side(min(h, w))
-        x0, y0 = crop_offset(h, w, side, rng)
-        s = resize(cut(sar, x0, y0, side), self.spec.size)
-        o = resize(cut(opt, x0, y0, side), self.spec.size)
-        if rng is not None:
-            s, o = augment_pair(s, o, rng, self.augment)
+        s, o, x0, y0, side = _view(sample["sar"], sample["opt"], self.spec, rng, self.augment)
         meta = sample.get("meta", {})
         win = meta.get("window")
         centre = (
@@ -242,8 +245,8 @@ class PairViews:
             else (math.nan, math.nan)
         )
         return {
-            "sar": s.contiguous(),
-            "opt": o.contiguous(),
+            "sar": s,
+            "opt": o,
             "index": idx,
             "scene": self._scene_number(meta),
             "centre": torch.tensor(centre, dtype=torch.float32),
