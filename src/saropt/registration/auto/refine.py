@@ -129,6 +129,9 @@ class LevelMatcher:
         )
         self._opt_cache: dict[float, tuple[np.ndarray, np.ndarray, float]] = {}
         self._sar_var: np.ndarray | None = None
+        # the warped optical and its features for the last matrix matched: a retry with another candidate cap
+        # (the refit passes) reuses them
+        self._last: tuple[bytes, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     @property
     def factor(self) -> float:
@@ -170,10 +173,16 @@ class LevelMatcher:
             The :class:`PassResult`.
         """
         cfg = self.config
-        wimg, wvalid = self.warped_optical(matrix)
-        ofeat, ofvalid = structural_features(
-            wimg, wvalid, "gaussian", cfg.opt_sigma, cfg.n_orientations, cfg.channel_sigma
-        )
+        key = np.asarray(matrix, dtype=np.float64).tobytes()
+        last = self._last  # read once: matchers may be shared between threads
+        if last is not None and last[0] == key:
+            wimg, wvalid, ofeat, ofvalid = last[1]
+        else:
+            wimg, wvalid = self.warped_optical(matrix)
+            ofeat, ofvalid = structural_features(
+                wimg, wvalid, "gaussian", cfg.opt_sigma, cfg.n_orientations, cfg.channel_sigma
+            )
+            self._last = (key, (wimg, wvalid, ofeat, ofvalid))
         both = wvalid & self.sar_valid
         n_max = max_points or cfg.max_points
         area = float(both.sum())
