@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from saropt.errors import CorruptFileError, ImageWriteError, InputError, RasterReadError, SaroptError
+from saropt.errors import CorruptFileError, ImageWriteError, InputError, RasterReadError
 
 logger = logging.getLogger(__name__)
 
