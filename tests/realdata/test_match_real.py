@@ -3,8 +3,8 @@
 The 41 aligned 1024 x 1024 pairs are cut by ``saropt build --aligned --split-method scene`` into 256 x 256
 patches (default 20% overlap grid, quality filters on), so no image contributes to two splits. Kept short for
 CI (a few minutes on two shared cores): the training-free baselines under the paper's protocol and retrieval,
-and a short seeded BNN training whose validation ROC-AUC must beat chance by a margin measured on this
-machine. The full CPU recipe and every protocol are in benchmarks/ and the issue report.
+short seeded BNN trainings whose validation ROC-AUC must beat chance by a margin measured on this machine, and
+a short dense-matcher training that must localise held-out templates near CFOG's rate. The full CPU recipe and every protocol are in benchmarks/ and the issue report.
 """
 
 from __future__ import annotations
@@ -136,5 +136,38 @@ def test_cpu_recipe_learns_quickly_on_real_scenes(s1s2: Path, tmp_path: Path) ->
     h = res.history
     print("CPU recipe, 64 steps (epoch, val AUC, hard val AUC):",
           [(e["epoch"], round(e["val_roc_auc"], 3), round(e["val_roc_auc_hard"], 3)) for e in h])
-    # measured here: MEASURE
-    assert res.best["val_roc_auc"] >= 0.0
+    # measured here (seeded): validation ROC-AUC 0.903 -> 0.907, hard-negative ROC-AUC 0.890 -> 0.900 (chance
+    # 0.5); the full recipe reaches 0.99 on the held-out scenes
+    assert res.best["val_roc_auc"] >= 0.85
+    assert res.best["val_roc_auc_hard"] >= 0.82
+
+
+def test_dense_recipe_localises_held_out_templates(s1s2: Path, tmp_path: Path) -> None:
+    """configs/match/dense-cpu.yaml cut to 64 steps, then localisation on held-out scenes against CFOG."""
+    from saropt.matching.config import load_config
+    from saropt.matching.train import train
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(
+        root / "configs" / "match" / "dense-cpu.yaml",
+        {"data": str(s1s2), "epochs": 2, "samples_per_epoch": 512, "warmup_epochs": 0.25},
+    )
+    res = train(cfg, tmp_path / "run")
+    print("dense recipe, 64 steps (epoch, val CMR@3, val RMSE):",
+          [(e["epoch"], round(e["val_cmr_3px"], 3), round(e["val_loc_rmse"], 2)) for e in res.history])
+    rep = evaluate(
+        s1s2,
+        checkpoints=[tmp_path / "run"],
+        split="test",
+        baselines=("cfog",),
+        protocols=("localisation",),
+        settings=ProtocolSettings(template_side=192, max_templates=60),
+    )
+    print(rep.to_markdown())
+    loc = rep.results["localisation"]
+    dense, cfog = loc["dense"], loc["cfog"]
+    # measured here (seeded): validation CMR@3 0.29 -> 0.40 over the 2 epochs; on 60 test templates CMR@3 0.45
+    # and RMSE 8.5 px against CFOG's 0.52 and 6.3 px (a random guess inside +-8 px: CMR@3 ~0.10). The full
+    # recipe's figures are in the README.
+    assert res.history[-1]["val_cmr_3px"] >= 0.3
+    assert dense["cmr_3px"] >= 0.3 and dense["cmr_3px"] > cfog["cmr_3px"] - 0.2

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from saropt.errors import InputError
 from saropt.matching.baselines import (
     CFOGScorer,
     MIScorer,
@@ -99,6 +100,9 @@ def test_baseline_surfaces_find_a_known_shift(scorer: Scorer, shift: tuple[int, 
 def test_localisation_geometry() -> None:
     assert localisation_geometry(256, ViewSpec(192, 64), 8) == (192, 24)
     assert localisation_geometry(256, ViewSpec(0, 64), 8) == (240, 0)  # whole-patch view shrinks to fit
+    assert localisation_geometry(256, ViewSpec(96, 0), 8, template_side=192) == (192, 24)
+    with pytest.raises(InputError, match="does not fit"):
+        localisation_geometry(256, ViewSpec(96, 0), 8, template_side=250)
 
 
 def test_protocols_are_perfect_when_modalities_are_identical(tmp_path: Path) -> None:

@@ -183,6 +183,10 @@ def train_cmd(
 )
 @click.option("--search-radius", type=int, default=8, show_default=True, help="Localisation radius (px).")
 @click.option(
+    "--template-side", type=int, default=0, show_default=True,
+    help="Localisation template side in native px (0 = the first method's view crop).",
+)
+@click.option(
     "--templates", type=int, default=50, show_default=True,
     help="Localisation templates (0 = all; slow on CPU).",
 )
@@ -212,6 +216,7 @@ def eval_cmd(
     seed: int,
     max_patches: int,
     search_radius: int,
+    template_side: int,
     templates: int,
     candidates: int,
     device: str,
@@ -234,6 +239,7 @@ def eval_cmd(
         seed=seed,
         max_patches=max_patches,
         search_radius=search_radius,
+        template_side=template_side,
         max_templates=templates,
         retrieval_candidates=candidates,
     )

@@ -2,10 +2,11 @@
 
 Modules (import what you need; torch is imported only by the modules that use it):
 
-- :mod:`~saropt.matching.models`: ``build_model("bnn" | "pseudo_siamese", backbone)``: two unshared timm
-  branches; BNN sigmoid embeddings with ``d = ||a - b|| / sqrt(n)``; local backbone weight files.
+- :mod:`~saropt.matching.models`: ``build_model("bnn" | "pseudo_siamese" | "dense", backbone)``: two
+  unshared timm branches; BNN sigmoid embeddings with ``d = ||a - b|| / sqrt(n)``; local backbone weight
+  files; a dense matcher (per-pixel descriptors, FFT correlation) trained to localise.
 - :mod:`~saropt.matching.losses`: BNN loss (with optional margin and InfoNCE term), pseudo-siamese BCE,
-  in-batch negatives by rolling, overlap-aware negative weights.
+  in-batch negatives by rolling, overlap-aware negative weights, the dense matcher's offset cross-entropy.
 - :mod:`~saropt.matching.baselines`: training-free NCC, mutual information, CFOG structural similarity.
 - :mod:`~saropt.matching.scoring`: the ``Scorer`` interface shared by models and baselines.
 - :mod:`~saropt.matching.views`: crop-and-resize views of patch pairs (what a model sees).

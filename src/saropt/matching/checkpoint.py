@@ -145,6 +145,7 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> Any:
         input_norm=cfg.input_norm,
         backbone_args=cfg.backbone_args,
         pool_grid=cfg.pool_grid,
+        dense_width=cfg.dense_width,
     )
     try:
         model.load_state_dict(ckpt["model"])

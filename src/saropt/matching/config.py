@@ -27,9 +27,14 @@ class TrainConfig:
     """Everything that defines a matching training run.
 
     Attributes:
-        model: ``"bnn"`` (Bridge Neural Network) or ``"pseudo_siamese"`` (BCE classifier baseline).
-        backbone: timm model name of both (unshared) branches.
-        embedding_dim: BNN embedding size ``n``.
+        model: ``"bnn"`` (Bridge Neural Network), ``"pseudo_siamese"`` (BCE classifier baseline) or
+            ``"dense"`` (per-pixel descriptors and FFT correlation, trained to localise; :class:`DenseMatcher
+            <saropt.matching.models.DenseMatcher>`).
+        backbone: timm model name of both (unshared) branches (not used by ``dense``).
+        embedding_dim: BNN embedding size ``n``; ``dense``: descriptor channels per pixel.
+        dense_width: ``dense``: channels of the full-resolution stage (x2 and x4 at 1/2 and 1/4 resolution).
+        search_radius: ``dense``: training offsets lie in ``[-r, r]^2`` native pixels; a training window of side
+            ``crop`` gives a template of side ``crop - 2r``.
         backbone_args: extra keyword arguments for ``timm.create_model`` (e.g. ``{"channels": [32, 64, 128,
             256], "stem_width": 16}`` for a narrower ResNet); stored in checkpoints.
         backbone_weights: optional local weight files ``{"sar": path, "opt": path}``; nothing is downloaded.
@@ -106,6 +111,8 @@ class TrainConfig:
     model: str = "bnn"
     backbone: str = "resnet18"
     embedding_dim: int = 64
+    dense_width: int = 16
+    search_radius: int = 8
     backbone_args: dict[str, Any] = field(default_factory=dict)
     backbone_weights: dict[str, str] = field(default_factory=dict)
     pool_grid: int = 1
@@ -156,8 +163,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
             (
-                self.model in ("bnn", "pseudo_siamese"),
-                f"model must be 'bnn' or 'pseudo_siamese', got {self.model!r}",
+                self.model in ("bnn", "pseudo_siamese", "dense"),
+                f"model must be 'bnn', 'pseudo_siamese' or 'dense', got {self.model!r}",
+            ),
+            (self.dense_width >= 1 and self.search_radius >= 1, "dense_width and search_radius must be >= 1"),
+            (
+                self.model != "dense" or (self.size == 0 and self.scale_jitter == 0),
+                "the dense matcher works on native pixels: size and scale_jitter must be 0",
+            ),
+            (
+                self.model != "dense" or self.crop >= 2 * self.search_radius + 8,
+                "dense: crop must be >= 2 * search_radius + 8 (the training window holds the template and "
+                "its offsets)",
             ),
             (self.embedding_dim >= 1, "embedding_dim must be >= 1"),
             (1 <= self.pool_grid <= 16, "pool_grid must be in 1..16"),

@@ -55,11 +55,13 @@ def plot_learning_curve(
         ("val_roc_auc_hard", "val ROC-AUC (hard negatives)", "C5"),
         ("val_accuracy", "val accuracy (default threshold)", "C3"),
         ("val_accuracy_calibrated", "val accuracy (calibrated)", "C4"),
+        ("val_cmr_1px", "val localisation within 1 px", "C6"),
+        ("val_cmr_3px", "val localisation within 3 px", "C7"),
     ):
         if any(h.get(key) is not None for h in history):
             ax2.plot(ep, [h.get(key) for h in history], "o-", color=c, label=label)
     ax2.set_xlabel("epoch")
-    ax2.set_ylim(0.4, 1.01)
+    ax2.set_ylim(0.0 if any(h.get("val_cmr_1px") is not None for h in history) else 0.4, 1.01)
     ax2.grid(alpha=0.3)
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=8, loc="lower right")

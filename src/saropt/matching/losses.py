@@ -8,6 +8,9 @@ loss pulls matching pairs to ``d = 0`` and pushes non-matching pairs to ``d = 1`
 
 Negatives are made inside a batch of matching pairs by re-pairing: the optical embeddings are rolled by a
 shift ``k`` in ``1..B-1`` so that SAR patch ``i`` meets optical patch ``(i - k) mod B``.
+
+The dense matcher learns localisation directly: a softmax over the offsets of a SAR template inside its
+optical search window (:func:`dense_localisation_loss`).
 """
 
 from __future__ import annotations
@@ -252,3 +255,54 @@ def shift_ranking_loss(
         logits = logits.masked_fill(~keep, float("-inf"))
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, target)
+
+
+def offset_targets(dx: "torch.Tensor", dy: "torch.Tensor", radius: int) -> "torch.Tensor":
+    """Row-major class index of offsets ``(dx, dy)`` in ``[-r, r]^2`` on a ``(2r + 1)^2`` surface."""
+    return (dy + radius) * (2 * radius + 1) + (dx + radius)
+
+
+def dense_localisation_loss(
+    model: "torch.nn.Module",
+    sar: "torch.Tensor",
+    opt: "torch.Tensor",
+    radius: int,
+    generator: "torch.Generator | None" = None,
+) -> "torch.Tensor":
+    """Softmax cross-entropy of the true offset of shifted SAR templates over their optical windows.
+
+    Each aligned ``(S, S)`` pair gives an optical search window and a SAR template of side ``t = S - 2r``
+    cut at a random offset ``(dx, dy)`` in ``[-r, r]^2`` from the centre; the model's correlation logits over the
+    ``(2r + 1)^2`` offsets must peak at ``(dx, dy)``.
+
+    Args:
+        model: a :class:`saropt.matching.models.DenseMatcher` (``model(template, window)`` gives the logits).
+        sar: ``(B, C, S, S)`` SAR windows.
+        opt: ``(B, 3, S, S)`` optical windows of the same places.
+        radius: ``r``, native pixels.
+        generator: draws the offsets.
+
+    Returns:
+        A scalar loss tensor.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    b, _, s, _ = sar.shape
+    t = s - 2 * radius
+    if t < 8:
+        raise ValueError(f"{s} px windows leave a {t} px template at radius {radius}")
+    d = torch.randint(-radius, radius + 1, (2, b), generator=generator)
+    templates = torch.stack(
+        [
+            sar[
+                i,
+                :,
+                radius + int(d[1, i]) : radius + int(d[1, i]) + t,
+                radius + int(d[0, i]) : radius + int(d[0, i]) + t,
+            ]
+            for i in range(b)
+        ]
+    )
+    logits = model(templates, opt).float()
+    return F.cross_entropy(logits, offset_targets(d[0], d[1], radius).to(logits.device))

@@ -1,6 +1,7 @@
-"""Matching models: the Bridge Neural Network and a pseudo-siamese classifier, on timm backbones.
+"""Matching models: the Bridge Neural Network and a pseudo-siamese classifier on timm backbones, and a dense
+matcher for localisation.
 
-Both models have two branches with **unshared** weights, one for single-channel (or multi-polarisation) SAR
+All models have two branches with **unshared** weights, one for single-channel (or multi-polarisation) SAR
 and one for RGB optical patches, each a timm backbone created by name (``resnet18``, ``resnet50``,
 ``darknet53``, any name in ``timm.list_models()``) with ``pretrained=False``: nothing is ever downloaded. A
 user's own weight file can initialise a branch (:func:`load_backbone_weights`).
@@ -15,6 +16,11 @@ Every model exposes the same scoring interface, so protocols treat them alike:
 For the BNN the code is the ``n``-dimensional sigmoid embedding and the score is ``1 - d`` (the paper's rule
 ``d < 0.5`` is ``score > 0.5``). For the pseudo-siamese model the code is the pooled backbone feature and the
 score is the sigmoid of the fusion head's logit.
+
+The dense matcher (:class:`DenseMatcher`) maps each image to unit descriptors at every native pixel; a SAR
+template is located in an optical search window by the mean cosine of its descriptors at every offset (FFT
+correlation, ``surface``). Its patch code is the descriptor map averaged over 4 x 4 blocks, and its pair score
+the mean cosine of two such maps, mapped to ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from torch import nn  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-MODEL_KINDS = ("bnn", "pseudo_siamese")
+MODEL_KINDS = ("bnn", "pseudo_siamese", "dense")
 INPUT_NORMS = ("none", "standardize")
 
 
@@ -233,11 +239,12 @@ def build_model(
     input_norm: str = "none",
     backbone_args: Mapping[str, Any] | None = None,
     pool_grid: int = 1,
+    dense_width: int = 16,
 ) -> "nn.Module":
     """Create a matching model by kind.
 
     Args:
-        kind: ``"bnn"`` or ``"pseudo_siamese"``.
+        kind: ``"bnn"``, ``"pseudo_siamese"`` or ``"dense"``.
         backbone: timm model name for both branches (their weights are not shared).
         embedding_dim: BNN embedding size ``n``.
         sar_channels: SAR input channels.
@@ -249,6 +256,9 @@ def build_model(
         backbone_args: extra ``timm.create_model`` keyword arguments for both branches.
         pool_grid: ``1`` global average pooling of the backbone features; ``g > 1`` a ``g x g`` grid of
             averages, flattened (:func:`branch_encoder`).
+        dense_width: dense matcher: channels of its full-resolution stage (its own fully convolutional
+            branches; ``backbone`` and ``backbone_weights`` do not apply; ``embedding_dim`` is the descriptor
+            size).
 
     Returns:
         A model with the scoring interface described in this module.
@@ -269,6 +279,12 @@ def build_model(
         return BridgeNetwork(
             backbone, embedding_dim, sar_channels, opt_channels, weights, input_norm, backbone_args, pool_grid
         )
+    if kind == "dense":
+        if weights:
+            raise ConfigError("the dense matcher has its own branches: backbone_weights do not apply")
+        if embedding_dim < 1 or dense_width < 1:
+            raise ConfigError("embedding_dim and dense_width must be >= 1")
+        return DenseMatcher(embedding_dim, dense_width, sar_channels, opt_channels, input_norm)
     if kind == "pseudo_siamese":
         return PseudoSiamese(
             backbone,
@@ -424,3 +440,143 @@ class PseudoSiamese(nn.Module):
     def forward(self, sar: "torch.Tensor", opt: "torch.Tensor") -> "torch.Tensor":
         """Logits of paired patches, ``(B,)``."""
         return self.logits(self.encode_sar(sar), self.encode_opt(opt))
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> "nn.Module":
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+    )
+
+
+class DenseBranch(nn.Module):
+    """A fully convolutional descriptor network: ``(B, C, H, W) -> (B, D, H, W)`` unit vectors per pixel.
+
+    Four stages (full, 1/2, 1/4 and 1/8 resolution; ``w``, ``2w``, ``4w`` and ``8w`` channels) whose outputs
+    are upsampled to full resolution, concatenated and projected to ``D`` channels by a 1 x 1 convolution: the
+    coarse stages see ~100 px of context through the speckle, the full-resolution stage keeps the pixel.
+
+    Args:
+        in_chans: input channels.
+        dim: descriptor size ``D``.
+        width: channels ``w`` of the full-resolution stage.
+        input_norm: ``"none"`` or ``"standardize"``.
+    """
+
+    def __init__(self, in_chans: int, dim: int, width: int, input_norm: str = "standardize") -> None:
+        super().__init__()
+        w = width
+        self.norm = _InputNorm(input_norm)
+        self.full = nn.Sequential(_conv_bn(in_chans, w), _conv_bn(w, w))
+        self.mid = nn.Sequential(_conv_bn(w, 2 * w, 2), _conv_bn(2 * w, 2 * w))
+        self.quarter = nn.Sequential(
+            _conv_bn(2 * w, 4 * w, 2), _conv_bn(4 * w, 4 * w), _conv_bn(4 * w, 4 * w)
+        )
+        self.eighth = nn.Sequential(
+            _conv_bn(4 * w, 8 * w, 2), _conv_bn(8 * w, 8 * w), _conv_bn(8 * w, 8 * w)
+        )
+        self.head = nn.Conv2d(15 * w, dim, 1)
+
+    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        from torch.nn import functional as F
+
+        a = self.full(self.norm(x))
+        b = self.mid(a)
+        c = self.quarter(b)
+        e = self.eighth(c)
+        size = a.shape[-2:]
+        up = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in (b, c, e)]
+        return F.normalize(self.head(torch.cat([a, *up], dim=1)).float(), dim=1)
+
+
+def correlation_surface(template: "torch.Tensor", window: "torch.Tensor") -> "torch.Tensor":
+    """Mean descriptor dot product of templates at every offset inside windows (FFT cross-correlation).
+
+    Args:
+        template: ``(B, D, t, t)`` descriptors.
+        window: ``(B, D, S, S)`` descriptors, ``S >= t``.
+
+    Returns:
+        ``(B, n, n)`` with ``n = S - t + 1``; entry ``[b, i, j]`` is the mean over template pixels of
+        ``<template[b, :, y, x], window[b, :, y + i, x + j]>`` (row offset ``i``, column offset ``j``).
+
+    Note:
+        The circular correlation of size ``S`` equals the linear one at offsets ``0..S-t``: no wrap-around.
+    """
+    b, d, t, _ = template.shape
+    s = window.shape[-1]
+    ft = torch.fft.rfft2(template.float(), s=(s, s))
+    fw = torch.fft.rfft2(window.float())
+    c = torch.fft.irfft2((ft.conj() * fw).sum(1), s=(s, s))
+    n = s - t + 1
+    return c[:, :n, :n] / float(t * t)
+
+
+class DenseMatcher(nn.Module):
+    """A dense siamese matcher (unshared branches): per-pixel descriptors compared by FFT correlation.
+
+    In the line of the FFT-correlation networks for SAR-optical template matching (Merkle et al. 2017;
+    Hughes et al. 2020): trained so that a SAR template's correlation surface over an optical search window
+    peaks at the true offset (a softmax over offsets, :func:`saropt.matching.losses.dense_localisation_loss`).
+
+    Args:
+        dim: descriptor size ``D``.
+        width: full-resolution channels of each branch.
+        sar_channels: SAR input channels.
+        opt_channels: optical input channels.
+        input_norm: ``"none"`` or ``"standardize"``.
+    """
+
+    kind = "dense"
+    default_threshold = 0.5
+    #: side of the blocks a patch code averages descriptors over
+    code_pool = 4
+
+    def __init__(
+        self,
+        dim: int,
+        width: int,
+        sar_channels: int = 1,
+        opt_channels: int = 3,
+        input_norm: str = "standardize",
+    ) -> None:
+        super().__init__()
+        self.embedding_dim = dim
+        self.sar_branch = DenseBranch(sar_channels, dim, width, input_norm)
+        self.opt_branch = DenseBranch(opt_channels, dim, width, input_norm)
+        self.logit_scale = nn.Parameter(torch.tensor(3.0))  # exp(3) = 1 / 0.05: softmax temperature
+
+    def features_sar(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``(B, C_sar, H, W) -> (B, D, H, W)`` unit descriptors."""
+        return self.sar_branch(x)
+
+    def features_opt(self, y: "torch.Tensor") -> "torch.Tensor":
+        """``(B, 3, H, W) -> (B, D, H, W)`` unit descriptors."""
+        return self.opt_branch(y)
+
+    def surface(self, template: "torch.Tensor", window: "torch.Tensor") -> "torch.Tensor":
+        """Correlation surfaces ``(B, n, n)`` of SAR templates over optical windows (native pixels)."""
+        return correlation_surface(self.features_sar(template), self.features_opt(window))
+
+    def _code(self, f: "torch.Tensor") -> "torch.Tensor":
+        from torch.nn import functional as F
+
+        g = F.avg_pool2d(f, self.code_pool) if min(f.shape[-2:]) >= self.code_pool else f
+        return g.flatten(1) / float(g.shape[-2] * g.shape[-1]) ** 0.5
+
+    def encode_sar(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``(B, C_sar, H, W) -> (B, D * H * W / 16)`` block-averaged descriptors, scaled for a mean."""
+        return self._code(self.features_sar(x))
+
+    def encode_opt(self, y: "torch.Tensor") -> "torch.Tensor":
+        return self._code(self.features_opt(y))
+
+    def pair_scores(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
+        """``(1 + mean cosine) / 2`` of paired codes, ``(B,)`` in ``[0, 1]``."""
+        return 0.5 * (1.0 + (fs.float() * fo.float()).sum(1))
+
+    def score_matrix(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
+        return 0.5 * (1.0 + fs.float() @ fo.float().T)
+
+    def forward(self, template: "torch.Tensor", window: "torch.Tensor") -> "torch.Tensor":
+        """Offset logits ``(B, n * n)`` of templates over windows (row-major offsets)."""
+        return self.surface(template, window).flatten(1) * self.logit_scale.exp()

@@ -51,6 +51,8 @@ class ProtocolSettings:
             neighbours stay together for hard negatives); 0 = all.
         negative_ratio: non-matching pairs per matching pair in the pair protocols.
         search_radius: localisation search radius ``r`` in native pixels.
+        template_side: localisation template side in native pixels (0 = the evaluation view's crop, shrunk to
+            fit the patch with the radius).
         max_templates: localisation templates (patches drawn at random); 0 = all.
         retrieval_candidates: ``N``, candidates per retrieval query (capped at the number of patches).
         max_queries: retrieval queries; 0 = all patches.
@@ -61,13 +63,14 @@ class ProtocolSettings:
     max_patches: int = 0
     negative_ratio: float = 1.0
     search_radius: int = 8
+    template_side: int = 0
     max_templates: int = 50
     retrieval_candidates: int = 100
     max_queries: int = 0
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        if self.search_radius < 0 or self.max_templates < 0 or self.max_patches < 0 or self.max_queries < 0:
+        if self.search_radius < 0 or self.template_side < 0 or self.max_templates < 0 or self.max_patches < 0 or self.max_queries < 0:
             raise InputError("protocol sizes must be >= 0")
         if self.retrieval_candidates < 2:
             raise InputError("retrieval needs at least 2 candidates per query")
@@ -278,18 +281,27 @@ class LocalisationResult:
     search_radius: int
 
 
-def localisation_geometry(patch_side: int, spec: ViewSpec, radius: int) -> tuple[int, int]:
+def localisation_geometry(
+    patch_side: int, spec: ViewSpec, radius: int, template_side: int = 0
+) -> tuple[int, int]:
     """Template side ``t`` and search-window top-left ``w0`` inside a patch.
 
-    ``t`` is the view's crop side, shrunk so that the ``t + 2r`` window fits in the patch; the window is
-    centred.
+    ``t`` is ``template_side``, or else the view's crop side shrunk so that the ``t + 2r`` window fits in the
+    patch; the window is centred.
 
     Raises:
-        InputError: when the patch is too small for the radius.
+        InputError: when the patch is too small for the radius, or for ``template_side`` and the radius.
 
     Convention:
         ``w0`` is both the column and the row of the window's top-left pixel in the patch (0-based).
     """
+    if template_side:
+        if template_side + 2 * radius > patch_side:
+            raise InputError(
+                f"a {template_side} px template with a {radius} px search radius does not fit {patch_side} px "
+                "patches; lower the template side or the radius"
+            )
+        return template_side, (patch_side - (template_side + 2 * radius)) // 2
     t = min(spec.crop_side(patch_side), patch_side - 2 * radius)
     if t < 8:
         raise InputError(
@@ -327,7 +339,7 @@ def localisation_protocol(
         item = dataset[int(i)]
         sar, opt = item["sar"], item["opt"]
         side = min(sar.shape[-2:])
-        t, w0 = localisation_geometry(side, spec, r)
+        t, w0 = localisation_geometry(side, spec, r, settings.template_side)
         dx, dy = int(shifts[j, 0]), int(shifts[j, 1])
         template = cut(sar, w0 + r + dx, w0 + r + dy, t)
         window = cut(opt, w0, w0, t + 2 * r)

@@ -95,6 +95,18 @@ def dihedral_views(x: "torch.Tensor") -> list["torch.Tensor"]:
     return out
 
 
+def undo_dihedral(views: list["torch.Tensor"]) -> list["torch.Tensor"]:
+    """Inverse of :func:`dihedral_views`: maps each of the 8 transformed images back to the original frame."""
+    import torch
+
+    out = []
+    for g, v in enumerate(views):
+        flip, k = divmod(g, 4)
+        u = torch.rot90(v, -k, dims=(-2, -1)) if k else v
+        out.append(torch.flip(u, dims=[-1]) if flip else u)
+    return out
+
+
 def window_crops(window: "torch.Tensor", t: int) -> "torch.Tensor":
     """Every ``t x t`` crop of a ``(C, S, S)`` window, row-major by shift: ``((S - t + 1)^2, C, t, t)``.
 
@@ -191,6 +203,8 @@ class ModelScorer(Scorer):
     def surface(
         self, template: "torch.Tensor", window: "torch.Tensor", spec: ViewSpec, patch_side: int
     ) -> np.ndarray:
+        if getattr(self.model, "kind", "") == "dense":
+            return self._dense_surface(template, window)
         t = template.shape[-1]
         size = spec.size or t
         n = window.shape[-1] - t + 1
@@ -201,3 +215,20 @@ class ModelScorer(Scorer):
             co = self.encode_opt(resize(crops[s : s + self.batch_size], size))
             scores.append(self.pair_scores(ct.expand(co.shape[0], *ct.shape[1:]), co))
         return np.concatenate(scores).reshape(n, n)
+
+    def _dense_surface(self, template: "torch.Tensor", window: "torch.Tensor") -> np.ndarray:
+        """A dense matcher's correlation surface at native resolution (its own view: no crops, no resize).
+
+        Under TTA, template and window get each of the 8 transforms, and each surface is transformed back
+        (an offset turns with the images) before averaging.
+        """
+        import torch
+
+        with torch.inference_mode():
+            t = self._prep(template.unsqueeze(0))
+            w = self._prep(window.unsqueeze(0))
+            if not self.tta:
+                return self.model.surface(t, w)[0].float().cpu().numpy().astype(np.float64)
+            surfs = [self.model.surface(a, b) for a, b in zip(dihedral_views(t), dihedral_views(w))]
+            mean = torch.stack(undo_dihedral(surfs)).float().mean(0)
+            return mean[0].cpu().numpy().astype(np.float64)

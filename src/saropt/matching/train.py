@@ -11,7 +11,8 @@ patches``) or from windows drawn anywhere in the training scenes (``sampler: sce
 
 Every epoch ends with a validation on the validation split: balanced pairs (ROC-AUC, accuracy at the default
 threshold and at the threshold calibrated on those pairs) and hard pairs (ROC-AUC), a checkpoint (``last.pt``;
-``best.pt`` when the balanced validation ROC-AUC improves), ``history.json`` and ``learning_curve.png``. A run
+``best.pt`` when the selection figure improves: balanced validation ROC-AUC, or localisation RMSE for the
+dense matcher), ``history.json`` and ``learning_curve.png``. A run
 stopped by ``max_minutes`` or Ctrl-C saves ``last.pt`` mid-epoch and resumes exactly where it stopped: the
 epoch's samples depend only on ``(seed, epoch)``.
 """
@@ -134,11 +135,16 @@ def batch_loss(
     opt_shift: Any = None,
     shift_ok: Any = None,
     shift_weight: float = 0.0,
+    search_radius: int = 8,
+    generator: Any = None,
 ) -> Any:
     """The training loss of one batch of matching pairs with in-batch rolled negatives.
 
+    A dense matcher is trained on localisation instead (:func:`saropt.matching.losses.dense_localisation_loss`:
+    ``search_radius`` and ``generator`` apply, the negative arguments do not).
+
     Args:
-        model: a BNN or pseudo-siamese model.
+        model: a BNN, pseudo-siamese or dense model.
         sar: ``(B, C, s, s)`` SAR views.
         opt: ``(B, 3, s, s)`` optical views of the same places.
         shifts: roll shifts in ``1..B-1``, one set of negatives each.
@@ -155,6 +161,8 @@ def batch_loss(
             ``-d / temperature`` of the positive and its ``K`` shifted copies.
         shift_ok: optional ``(B, K)`` bool, false for shifted views to leave out.
         shift_weight: weight of that term.
+        search_radius: dense: offsets in ``[-r, r]^2`` native pixels.
+        generator: dense: draws the offsets.
 
     Returns:
         A scalar loss tensor.
@@ -164,6 +172,7 @@ def batch_loss(
     from saropt.matching.losses import (
         bnn_distance,
         bnn_loss,
+        dense_localisation_loss,
         info_nce_loss,
         negative_weights,
         overlap_matrix,
@@ -172,6 +181,8 @@ def batch_loss(
         shift_ranking_loss,
     )
 
+    if model.kind == "dense":
+        return dense_localisation_loss(model, sar, opt, search_radius, generator)
     fs = model.encode_sar(sar).float()  # distances and logits in float32 under autocast too
     fo_shift = None
     if opt_shift is not None and shift_weight > 0 and model.kind == "bnn":
@@ -284,6 +295,7 @@ class _Validator:
         self.labels = self.plans[""][2]
         self.threshold = cfg.threshold
         self.batch = max(cfg.batch_size, 64)
+        self.localisation = _ValLocalisation(val_ds, cfg) if cfg.model == "dense" else None
 
     def __call__(self, model: Any, device: Any, channels_last: bool) -> dict[str, float]:
         import torch
@@ -329,11 +341,86 @@ class _Validator:
             "val_threshold": t,
         }
         out["val_roc_auc_hard"] = roc_auc(scores["_hard"], self.plans["_hard"][2])
+        if self.localisation is not None:
+            out.update(self.localisation(model, device))
         return out
+
+
+class _ValLocalisation:
+    """Localisation of every validation patch for a dense matcher: a SAR template of side ``S - 2r`` cut at a
+    fixed random offset, located in the whole optical patch (the evaluation protocol's task, at the largest
+    template the patch allows)."""
+
+    def __init__(self, val_ds: Any, cfg: TrainConfig) -> None:
+        import torch
+
+        r = cfg.search_radius
+        n = len(val_ds)
+        shifts = np.random.default_rng([cfg.seed, 7]).integers(-r, r + 1, size=(n, 2))
+        templates, windows = [], []
+        for i in range(n):
+            item = val_ds[i]
+            side = int(min(item["sar"].shape[-2:]))
+            t = side - 2 * r
+            if t < 8:
+                raise ConfigError(f"{side} px validation patches are too small for search_radius {r}")
+            dx, dy = int(shifts[i, 0]), int(shifts[i, 1])
+            templates.append(item["sar"][:, r + dy : r + dy + t, r + dx : r + dx + t])
+            windows.append(item["opt"][:, :side, :side])
+        self.templates = torch.stack(templates)
+        self.windows = torch.stack(windows)
+        self.truth = shifts
+        self.radius = r
+        self.batch = 16
+
+    def __call__(self, model: Any, device: Any) -> dict[str, float]:
+        import torch
+        import torch.nn.functional as F
+
+        from saropt.matching.losses import offset_targets
+
+        was_training = model.training
+        model.eval()
+        preds, ce = [], []
+        r = self.radius
+        with torch.inference_mode():
+            for s in range(0, len(self.templates), self.batch):
+                logits = model(
+                    self.templates[s : s + self.batch].to(device), self.windows[s : s + self.batch].to(device)
+                )
+                truth = torch.as_tensor(self.truth[s : s + self.batch])
+                ce.append(
+                    F.cross_entropy(
+                        logits.float().cpu(), offset_targets(truth[:, 0], truth[:, 1], r), reduction="sum"
+                    )
+                )
+                k = logits.argmax(1).cpu().numpy()
+                preds.append(np.stack([k % (2 * r + 1) - r, k // (2 * r + 1) - r], axis=1))
+        model.train(was_training)
+        err = np.linalg.norm(np.concatenate(preds) - self.truth, axis=1)
+        return {
+            "val_loss": float(sum(float(c) for c in ce) / len(err)),
+            "val_cmr_1px": float(np.mean(err <= 1)),
+            "val_cmr_3px": float(np.mean(err <= 3)),
+            "val_loc_rmse": float(np.sqrt(np.mean(err**2))),
+        }
+
+
+def selection_key(model_kind: str) -> tuple[str, bool]:
+    """The validation figure that picks a run's best epoch, and whether higher is better.
+
+    BNN and pseudo-siamese: balanced ROC-AUC. Dense matcher: localisation RMSE (it is trained to localise).
+    """
+    return ("val_loc_rmse", False) if model_kind == "dense" else ("val_roc_auc", True)
 
 
 def _loss_labels(config: TrainConfig) -> dict[str, str]:
     """Legend names of the training and validation losses of a run's learning curve."""
+    if config.model == "dense":
+        return {
+            "train_label": "train (offset cross-entropy)",
+            "val_label": "validation (offset cross-entropy)",
+        }
     if config.model != "bnn":
         return {"train_label": "train (BCE)", "val_label": "validation (BCE)"}
     if config.nce_weight > 0:
@@ -486,6 +573,7 @@ def train(
         input_norm=config.input_norm,
         backbone_args=config.backbone_args,
         pool_grid=config.pool_grid,
+        dense_width=config.dense_width,
     ).to(device)
     if config.init_from and not last_path.exists():
         _init_from(model, config.init_from)
@@ -604,6 +692,8 @@ def train(
                         opt_shift=b["opt_shift"].to(device) if "opt_shift" in b else None,
                         shift_ok=b.get("shift_ok"),
                         shift_weight=config.shift_weight,
+                        search_radius=config.search_radius,
+                        generator=gen,
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -669,7 +759,10 @@ def train(
             history.append(entry)
             epoch += 1
             step_in_epoch = 0
-            improved = validator is not None and (not best or entry["val_roc_auc"] > best["val_roc_auc"])
+            key, higher = selection_key(config.model)
+            improved = validator is not None and (
+                not best or (entry[key] > best[key] if higher else entry[key] < best[key])
+            )
             if improved:
                 best = {k: v for k, v in entry.items() if k.startswith("val_") or k == "epoch"}
             save_checkpoint(last_path, state(epoch, 0))

@@ -1,0 +1,156 @@
+"""The dense matcher: FFT correlation, offset loss, TTA surfaces, training, selection and evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from saropt.cli.main import cli
+from saropt.errors import ConfigError
+from saropt.matching.config import TrainConfig
+from saropt.matching.losses import dense_localisation_loss, offset_targets
+from saropt.matching.models import build_model, correlation_surface
+from saropt.matching.scoring import ModelScorer, dihedral_views, undo_dihedral
+from saropt.matching.train import selection_key, train
+from saropt.matching.views import ViewSpec
+
+from .matching_fake import write_fake_saropt
+
+DENSE = dict(
+    model="dense",
+    embedding_dim=8,
+    dense_width=4,
+    search_radius=4,
+    crop=24,
+    size=0,
+    batch_size=8,
+    lr=3e-3,
+    val_pairs=16,
+    threads=1,
+    log_every=1,
+)
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fake_saropt(tmp_path_factory.mktemp("fake"))
+
+
+def test_fft_correlation_equals_the_direct_sum() -> None:
+    g = torch.Generator().manual_seed(0)
+    t, w = torch.randn(2, 3, 6, 6, generator=g), torch.randn(2, 3, 11, 11, generator=g)
+    surf = correlation_surface(t, w)
+    assert surf.shape == (2, 6, 6)
+    direct = torch.zeros(2, 6, 6)
+    for i in range(6):
+        for j in range(6):
+            direct[:, i, j] = (t * w[:, :, i : i + 6, j : j + 6]).sum((1, 2, 3)) / 36
+    torch.testing.assert_close(surf, direct, rtol=1e-4, atol=1e-5)
+
+
+def test_a_template_cut_from_the_window_peaks_at_its_offset() -> None:
+    # unit descriptors: the template's own place is the unique maximum (mean cosine 1)
+    w = torch.nn.functional.normalize(torch.randn(1, 4, 20, 20, generator=torch.Generator().manual_seed(1)), dim=1)
+    surf = correlation_surface(w[:, :, 5:17, 3:15], w)
+    i, j = np.unravel_index(int(surf[0].argmax()), surf.shape[1:])
+    assert (i, j) == (5, 3) and float(surf[0, 5, 3]) == pytest.approx(1.0, abs=1e-5)
+    assert offset_targets(torch.tensor(-2), torch.tensor(1), 2).item() == 3 * 5 + 0
+
+
+def test_dense_model_codes_scores_and_gradients() -> None:
+    torch.manual_seed(0)
+    m = build_model("dense", "unused", embedding_dim=8, dense_width=4).eval()
+    x, y = torch.rand(3, 1, 32, 32), torch.rand(3, 3, 32, 32)
+    fs, fo = m.encode_sar(x), m.encode_opt(y)
+    assert fs.shape == (3, 8 * 8 * 8)
+    s = m.pair_scores(fs, fo)
+    assert torch.all((s >= 0) & (s <= 1))
+    torch.testing.assert_close(torch.diagonal(m.score_matrix(fs, fo)), s)
+    # descriptors are unit vectors, so the score of a map with itself is 1 before block averaging at most
+    assert float(m.pair_scores(fs, fs).detach().max()) <= 1.0 + 1e-5
+    assert m.features_sar(x).shape == (3, 8, 32, 32)
+    m.train()
+    loss = dense_localisation_loss(m, torch.rand(4, 1, 24, 24), torch.rand(4, 3, 24, 24), 4, torch.Generator())
+    assert np.isfinite(loss.item()) and loss.item() > 0
+    loss.backward()
+    for branch in (m.sar_branch, m.opt_branch):
+        assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in branch.parameters())
+    with pytest.raises(ConfigError, match="backbone_weights"):
+        build_model("dense", "unused", backbone_weights={"sar": "w.pth"})
+    with pytest.raises(ValueError, match="template"):
+        dense_localisation_loss(m, torch.rand(2, 1, 20, 20), torch.rand(2, 3, 20, 20), 8)
+
+
+def test_undo_dihedral_inverts_every_view() -> None:
+    x = torch.arange(2 * 5 * 5, dtype=torch.float32).reshape(2, 5, 5)
+    views = dihedral_views(x)
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    for back in undo_dihedral(views):
+        assert torch.equal(back, x)
+
+
+def test_tta_surface_turns_with_the_images() -> None:
+    # the averaged surface of transformed inputs is the transformed surface: offsets turn with the images
+    torch.manual_seed(0)
+    m = build_model("dense", "unused", embedding_dim=4, dense_width=4)
+    scorer = ModelScorer(m, tta=True)
+    t, w = torch.rand(1, 16, 16), torch.rand(3, 22, 22)
+    ref = torch.from_numpy(scorer.surface(t, w, ViewSpec(), 32))
+    assert ref.shape == (7, 7)
+    for g, (tg, wg) in enumerate(zip(dihedral_views(t), dihedral_views(w))):
+        got = torch.from_numpy(scorer.surface(tg, wg, ViewSpec(), 32))
+        torch.testing.assert_close(got, dihedral_views(ref)[g], rtol=1e-4, atol=1e-5)
+    plain = ModelScorer(m).surface(t, w, ViewSpec(), 32)
+    assert not np.allclose(plain, ref.numpy())
+
+
+def test_dense_config_checks() -> None:
+    with pytest.raises(ConfigError, match="native pixels"):
+        TrainConfig.from_dict({**DENSE, "size": 16})
+    with pytest.raises(ConfigError, match="native pixels"):
+        TrainConfig.from_dict({**DENSE, "scale_jitter": 0.1})
+    with pytest.raises(ConfigError, match="crop must be"):
+        TrainConfig.from_dict({**DENSE, "crop": 12})
+    assert selection_key("dense") == ("val_loc_rmse", False)
+    assert selection_key("bnn") == ("val_roc_auc", True)
+
+
+def test_dense_training_learns_to_localise_and_keeps_its_best_epoch(tmp_path: Path) -> None:
+    # 64 px patches, so the 1/8-resolution stage sees more than one cell; windows drawn anywhere in the scenes
+    data = write_fake_saropt(tmp_path / "fake64", scene_side=128, patch=64, stride=32)
+    cfg = TrainConfig.from_dict(
+        {**DENSE, "data": str(data), "epochs": 6, "crop": 40, "sampler": "scene_crops",
+         "samples_per_epoch": 64, "augment": "flip_rot90"}
+    )
+    res = train(cfg, tmp_path / "run")
+    rmse = [h["val_loc_rmse"] for h in res.history]
+    assert res.finished and all(0 <= h["val_cmr_1px"] <= h["val_cmr_3px"] <= 1 for h in res.history)
+    # offsets are uniform in [-4, 4]^2: measured RMSE 6.4 px after one epoch of 8 steps, 0.5 px after six
+    assert min(rmse) < 2.0 and res.history[-1]["val_loss"] < res.history[0]["val_loss"]
+    assert res.best["epoch"] == 1 + int(np.argmin(rmse)) and res.best["val_loc_rmse"] == min(rmse)
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert hist["best"]["val_loc_rmse"] == min(rmse)
+
+
+def test_eval_reports_every_protocol_for_a_dense_checkpoint(fake: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(TrainConfig.from_dict({**DENSE, "data": str(fake), "epochs": 2}), run)
+    metrics = tmp_path / "m.json"
+    r = CliRunner().invoke(
+        cli,
+        ["match", "eval", "-k", str(run), "--data", str(fake), "--split", "all", "--search-radius", "4", "--template-side", "20",
+         "--baseline", "ncc", "--tta", "--json", str(metrics)],
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads(metrics.read_text())
+    for proto in ("balanced", "hard", "localisation", "retrieval"):
+        assert set(m[proto]["methods"]) == {"dense", "ncc"}, proto
+    assert m["localisation"]["template_side"] == 20
+    loc = m["localisation"]["methods"]["dense"]
+    assert 0.0 <= loc["cmr_1px"] <= loc["cmr_3px"] <= 1.0 and loc["rmse_px"] >= 0.0
+    assert m["meta"]["tta"] is True and "| dense |" in r.output
