@@ -94,6 +94,9 @@ def test_osm_generic_dict_and_bad_inputs(tmp_path):
     p = tmp_path / "other.pt"
     torch.save({"config": {"backbone": "test_resnet"}, "model": {f"sar.{k}": v for k, v in sar.state_dict().items()}}, p)
     assert initialise(_tiny(), f"osm:{p}").loaded > 10
+    torch.save({"config": {"model": "dense"}, "model": {"sar_branch.full.0.0.weight": torch.zeros(1)}}, p)
+    with pytest.raises(CheckpointError, match="dense-matcher checkpoint"):
+        initialise(_tiny(), f"osm:{p}")
     torch.save({"config": {}, "model": {"x.weight": torch.zeros(1)}}, p)
     with pytest.raises(CheckpointError, match="no SAR-branch weights"):
         initialise(_tiny(), f"osm:{p}")

@@ -143,6 +143,11 @@ def matching_sar_backbone(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise CheckpointError(f"{p} is not a matching checkpoint (expected a dict with 'config' and 'model')")
     config = ckpt.get("config") if isinstance(ckpt.get("config"), Mapping) else {}
     name = str(config.get("backbone", "")) if config else ""
+    if config and config.get("model") == "dense":
+        raise CheckpointError(
+            f"{p} is a dense-matcher checkpoint: it has no timm backbone to initialise a detector; "
+            "use a bnn or pseudo_siamese run"
+        )
     sd = _tensor_dict(ckpt.get("model", ckpt.get("state_dict", ckpt)))
     prefix = next((pre for pre in SAR_PREFIXES if any(k.startswith(pre) for k in sd)), "")
     if not prefix:
