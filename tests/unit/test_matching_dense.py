@@ -135,6 +135,11 @@ def test_dense_training_learns_to_localise_and_keeps_its_best_epoch(tmp_path: Pa
     assert res.best["epoch"] == 1 + int(np.argmin(rmse)) and res.best["val_loc_rmse"] == min(rmse)
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
     assert hist["best"]["val_loc_rmse"] == min(rmse)
+    # the CLI reports the localisation figures of the best epoch (the run is finished: nothing is retrained)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["match", "train", "--config", str(run / "config.yaml"), "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    assert f"best epoch {res.best['epoch']}" in r.output and f"RMSE {min(rmse):.2f} px" in r.output
 
 
 def test_eval_reports_every_protocol_for_a_dense_checkpoint(fake: Path, tmp_path: Path) -> None:

@@ -119,10 +119,16 @@ def train_cmd(
     click.echo(f"{state}: {result.epochs_done}/{cfg.epochs} epochs in {result.run_dir}")
     if result.best:
         b = result.best
-        click.echo(
+        line = (
             f"best epoch {b['epoch']}: val ROC-AUC {b['val_roc_auc']:.3f}, val accuracy "
             f"{b['val_accuracy']:.3f} (calibrated {b['val_accuracy_calibrated']:.3f})"
         )
+        if "val_loc_rmse" in b:
+            line += (
+                f", localisation within 1/3 px {b['val_cmr_1px']:.3f}/{b['val_cmr_3px']:.3f}, "
+                f"RMSE {b['val_loc_rmse']:.2f} px"
+            )
+        click.echo(line)
     click.echo(f"checkpoint: {result.checkpoint}")
 
 

@@ -414,6 +414,13 @@ def selection_key(model_kind: str) -> tuple[str, bool]:
     return ("val_loc_rmse", False) if model_kind == "dense" else ("val_roc_auc", True)
 
 
+def _model_label(config: TrainConfig) -> str:
+    """``"bnn / resnet18"``, or ``"dense (D 16, width 16)"`` for the dense matcher (it has no timm backbone)."""
+    if config.model == "dense":
+        return f"dense (D {config.embedding_dim}, width {config.dense_width})"
+    return f"{config.model} / {config.backbone}"
+
+
 def _loss_labels(config: TrainConfig) -> dict[str, str]:
     """Legend names of the training and validation losses of a run's learning curve."""
     if config.model == "dense":
@@ -776,7 +783,7 @@ def train(
                 history,
                 [tuple(c) for c in curve],
                 run / "learning_curve.png",
-                title=f"{config.model} / {config.backbone} on {Path(config.data).name}",
+                title=f"{_model_label(config)} on {Path(config.data).name}",
                 **_loss_labels(config),
             )
             log.info(
