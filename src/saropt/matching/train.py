@@ -378,6 +378,7 @@ class _ValLocalisation:
         import torch.nn.functional as F
 
         from saropt.matching.losses import offset_targets
+        from saropt.matching.metrics import localisation_figures
 
         was_training = model.training
         model.eval()
@@ -397,12 +398,12 @@ class _ValLocalisation:
                 k = logits.argmax(1).cpu().numpy()
                 preds.append(np.stack([k % (2 * r + 1) - r, k // (2 * r + 1) - r], axis=1))
         model.train(was_training)
-        err = np.linalg.norm(np.concatenate(preds) - self.truth, axis=1)
+        fig = localisation_figures(np.concatenate(preds), self.truth)
         return {
-            "val_loss": float(sum(float(c) for c in ce) / len(err)),
-            "val_cmr_1px": float(np.mean(err <= 1)),
-            "val_cmr_3px": float(np.mean(err <= 3)),
-            "val_loc_rmse": float(np.sqrt(np.mean(err**2))),
+            "val_loss": float(sum(float(c) for c in ce) / len(self.truth)),
+            "val_cmr_1px": fig["cmr_1px"],
+            "val_cmr_3px": fig["cmr_3px"],
+            "val_loc_rmse": fig["rmse_px"],
         }
 
 
