@@ -70,9 +70,9 @@ class ProtocolSettings:
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        sizes = (self.search_radius, self.template_side, self.max_templates, self.max_patches)
-        sizes += (self.max_queries,)
-        if min(sizes) < 0:
+        if min(
+            self.search_radius, self.template_side, self.max_templates, self.max_patches, self.max_queries
+        ) < 0:
             raise InputError("protocol sizes must be >= 0")
         if self.retrieval_candidates < 2:
             raise InputError("retrieval needs at least 2 candidates per query")
