@@ -3,6 +3,7 @@
     python benchmarks/build.py                 # synthetic 8000 x 8000 pair, patch 256, stride 205, 2 workers
     python benchmarks/build.py --big           # also a 20000 x 20000 pair: peak memory must stay < 1.5 GB
     python benchmarks/build.py --workdir /dev/shm/saropt-bench   # outputs on tmpfs: no disk noise
+    python benchmarks/build.py --repeat 5      # runs of each, alternating (default 3): the median is shown
 
 On a shared VM disk, creating a file took 0.06 to 1.0 ms from one run to the next (timed inside the build), which
 moves the 8000 px figures by seconds; on tmpfs both builds measure compute and page-cache writes only.
@@ -280,6 +281,11 @@ def run_baseline(cfg: Any, out: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------ report
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time (the later one of the middle two for an even count)."""
+    return sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+
+
 def report(title: str, rows: dict[str, dict[str, Any]]) -> None:
     names = list(rows)
     print(f"\n{title}")
@@ -319,21 +325,38 @@ def main() -> None:
     ap.add_argument("--big", action="store_true", help="also build a 20000 x 20000 pair (peak memory)")
     ap.add_argument("--big-size", type=int, default=20000)
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each, alternating saropt and baseline; the median run is reported (default 3)",
+    )
     args = ap.parse_args()
 
     import logging
+    import warnings
 
     logging.basicConfig(level=logging.WARNING)
+    # the synthetic scenes have no georeferencing, which the baseline's rasterio.open reports on every open
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform")
     print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f} (shared machine)", flush=True)
     info = scene(args.workdir, args.size)
     cfg = config(info, args.patch, args.stride)
-    rows = {"saropt": run_saropt(cfg, args.workdir / "out-saropt", args.workers)}
-    print(f"  saropt stages: {', '.join(f'{k} {v:.1f} s' for k, v in rows['saropt']['timings'].items())}")
-    if not args.skip_baseline:
-        rows["baseline"] = run_baseline(cfg, args.workdir / "out-baseline")
+    # Alternating runs: this machine's speed drifts by 20% within minutes, which moves both tools alike.
+    runs: dict[str, list[dict[str, Any]]] = {"saropt": [], "baseline": []}
+    for i in range(max(1, args.repeat)):
+        r = run_saropt(cfg, args.workdir / "out-saropt", args.workers)
+        runs["saropt"].append(r)
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items())
+        line = f"  run {i + 1}: saropt {r['wall_s']:.2f} s ({stages})"
+        if not args.skip_baseline:
+            runs["baseline"].append(run_baseline(cfg, args.workdir / "out-baseline"))
+            line += f", baseline {runs['baseline'][-1]['wall_s']:.2f} s"
+        print(line, flush=True)
+    rows = {name: median_run(rs) for name, rs in runs.items() if rs}
     report(
         f"{args.size} x {args.size} pair, patch {args.patch}, stride {args.stride}, saropt with {args.workers} "
-        f"workers (load average now {os.getloadavg()[0]:.1f})",
+        f"workers, median of {len(runs['saropt'])} runs (load average now {os.getloadavg()[0]:.1f})",
         rows,
     )
     if args.big:

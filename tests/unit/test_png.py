@@ -49,6 +49,22 @@ def test_deterministic_and_compresses() -> None:
     assert len(png.encode_png(img, row_filter="none")) > len(a)  # the filter is what makes it small
 
 
+@pytest.mark.skipif(not png.fpng_available(), reason="fpng not installed (pip install 'saropt[fast]')")
+def test_rgb_goes_to_fpng_losslessly() -> None:
+    rng = np.random.default_rng(1)
+    for img in [im for im in images() if im.ndim == 3] + [rng.integers(0, 256, (1, 1, 3), dtype=np.uint8)]:
+        data = png.encode_png(img)
+        assert data == png.encode_png(img.copy())  # deterministic
+        assert data != png.encode_png(img, row_filter="up")  # not the ISA-L path
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), img)
+        back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(back[:, :, ::-1], img)
+    # a non-contiguous view (a patch cut from a larger block) encodes the same pixels
+    block = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    view = block[5:30, 7:41]
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png.encode_png(view)))), view)
+
+
 def test_bad_input() -> None:
     with pytest.raises(InputError, match="uint8"):
         png.encode_png(np.zeros((4, 4), np.float32))

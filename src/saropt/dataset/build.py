@@ -283,6 +283,7 @@ _PRELOAD = [
     "saropt.io.raster",
     "saropt.io.images",
     "saropt.quality.score",
+    "saropt.io.png",
 ]
 
 

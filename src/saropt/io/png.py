@@ -1,4 +1,4 @@
-"""A fast PNG encoder for 8-bit grey and RGB patches: numpy row filters and ISA-L deflate.
+"""A fast PNG encoder for 8-bit grey and RGB patches: numpy row filters and ISA-L deflate, and fpng for RGB.
 
 Writing PNGs is a large share of a build's time. OpenCV's libpng path at its fastest useful setting (SUB
 filter, Huffman-only coding) costs about 0.6 ms for a 256 px SAR patch and 1.6 ms for an RGB one. This
@@ -12,6 +12,12 @@ unfiltered (smaller *and* faster than SUB: 42 KB against 51 KB); RGB rows use UP
 above), which deflate also codes faster than SUB: on the same 200 patches 0.82 ms and 99 KB against 1.11 ms
 and 101 KB (ISA-L level 1). Output bytes depend only on the pixels (no timestamps or text chunks), so builds
 stay byte-identical. Any PNG decoder reads the files.
+
+RGB patches go to fpng (Rich Geldreich's fast PNG encoder, the optional ``fpng`` package, also in
+``saropt[fast]``) when it is installed: it filters and codes in one SIMD pass with Huffman tables built for
+image data. On 100 optical patches of the synthetic 8000 px benchmark scene it took 0.28-0.35 ms and 111 KB a
+patch against 0.75-1.35 ms and 104 KB with UP + ISA-L (measured in the same runs): 7% larger files for a
+2.5-4x faster encode. Grey (SAR) patches stay with ISA-L: fpng writes only RGB and RGBA.
 """
 
 from __future__ import annotations
@@ -34,10 +40,20 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     _deflate = None
 
+try:
+    from fpng import fpng_ext as _fpng  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    _fpng = None
+
 
 def available() -> bool:
     """Whether the fast encoder can run (the optional ``isal`` package is installed)."""
     return _deflate is not None
+
+
+def fpng_available() -> bool:
+    """Whether RGB images go to fpng (the optional ``fpng`` package is installed)."""
+    return _fpng is not None
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -72,8 +88,8 @@ def encode_png(img: np.ndarray, row_filter: str | None = None) -> bytes:
 
     Args:
         img: uint8 image (RGB channel order).
-        row_filter: ``"none"``, ``"sub"`` or ``"up"`` (default: ``"up"`` for RGB, ``"none"`` for grey: SAR
-            speckle compresses better unfiltered).
+        row_filter: ``"none"``, ``"sub"`` or ``"up"`` (default: fpng for RGB when installed, else ``"up"``;
+            ``"none"`` for grey: SAR speckle compresses better unfiltered). Naming a filter always uses ISA-L.
 
     Returns:
         The PNG file's bytes.
@@ -93,6 +109,8 @@ def encode_png(img: np.ndarray, row_filter: str | None = None) -> bytes:
         raise InputError(f"encode_png takes uint8 (H, W) or (H, W, 3) images, got {a.dtype} {a.shape}")
     if row_filter is not None and row_filter not in FILTERS:
         raise InputError(f"unknown PNG row filter {row_filter!r}; use one of {', '.join(FILTERS)}")
+    if a.ndim == 3 and row_filter is None and _fpng is not None and a.shape[0] and a.shape[1]:
+        return bytes(_fpng.encode_ndarray(a))
     h, w = a.shape[:2]
     colour = 0 if a.ndim == 2 else 2
     flt = row_filter or ("up" if a.ndim == 3 else "none")
