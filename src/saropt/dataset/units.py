@@ -69,6 +69,7 @@ def gdal_env(megabytes: int = GDAL_CACHE_MB_MAIN) -> Any:
 
 def init_worker(plan: BuildPlan, root: str, threads: int = 1) -> None:
     """Process-pool initializer: keep the plan, bound GDAL's cache, limit OpenCV's threads (one process per core)."""
+    _keep_large_allocations()
     env = gdal_env(GDAL_CACHE_MB_WORKER)
     env.__enter__()  # for the life of the worker process
     _WORKER["env"] = env
@@ -81,6 +82,28 @@ def init_worker(plan: BuildPlan, root: str, threads: int = 1) -> None:
         cv2.setNumThreads(threads)
     except ImportError:  # pragma: no cover
         pass
+
+
+def _keep_large_allocations() -> None:
+    """Let glibc's malloc reuse a worker's large blocks instead of mapping fresh pages for each (Linux only).
+
+    A unit allocates a few arrays of 4-35 MB per block (reads, the warp, masks); glibc maps blocks over its
+    mmap threshold (at most 32 MB, adapted as blocks are freed) afresh and unmaps them when freed, so every unit
+    faults the same memory in again. Raising the thresholds keeps them in the heap for reuse. Measured on the
+    8000 px benchmark scene, 5 alternating fresh runs each: 4.0% less CPU time and 0.21 s (4%) less wall time
+    in every pair of runs, peak memory +20 MB. Only worker processes do this; a build run inline leaves the
+    caller's allocator alone.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to tune
+        return
+    mallopt(-3, 256 * 2**20)  # M_MMAP_THRESHOLD
+    mallopt(-1, 512 * 2**20)  # M_TRIM_THRESHOLD
 
 
 def run_unit_in_worker(index: int) -> UnitResult:
