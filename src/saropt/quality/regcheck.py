@@ -35,9 +35,9 @@ contrasts of 0.04-0.12 and peaks 4-8 px away. A patch is therefore flagged only 
 peak is at least ``regcheck_min_shift`` (3 px) from zero and its contrast at least ``regcheck_min_contrast``
 (0.07): 2 of those 39 patches, while synthetic 6 px shifts (contrast 0.10-0.18) are all still flagged. On the
 8000 px benchmark scene (farmland, towns, water) a 6 px shift of the optical was flagged on 185 of 331 kept
-patches (56%; the cause of the misses is not yet measured). The same scene
-has 79 exactly registered town patches flagged, whose peaks (dx +5 to +8 px) follow the simulated layover of
-buildings towards -x: in towns the check sees building layover as a shift. On real
+patches (56%; the cause of the misses is not yet measured). The same scene has 79 exactly registered patches
+flagged, mostly in towns, whose peaks mostly lie at dx +5 to +8 px, the direction of the simulated layover of
+buildings (towards -x): there the check sees building layover as a shift. On real
 Sentinel-1/2 patches (Los Angeles, 99) the flag rate falls from 43% to 33% (aligned as published) and from 67%
 to 40% with the optical shifted 6 px: the check abstains where the surface is too weak to say.
 
