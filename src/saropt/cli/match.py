@@ -83,7 +83,7 @@ def train_cmd(
     resume: bool,
     as_json: bool,
 ) -> None:
-    """Train a BNN or pseudo-siamese matching model (seeded, resumable, GPU when present)."""
+    """Train a matching model: BNN, pseudo-siamese or dense (seeded, resumable, GPU when present)."""
     from saropt.errors import ConfigError
     from saropt.matching.config import load_config, parse_override
     from saropt.matching.train import train
