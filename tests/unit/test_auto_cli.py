@@ -11,23 +11,7 @@ import pytest
 
 from saropt.io.tiepoints import read_tiepoints
 from tests.unit.autoutil import make_pair, similarity
-
-
-def run(args: list[str]) -> tuple[int, str]:
-    """Run ``saropt ARGS`` through :func:`saropt.cli.main.main` (its error handling included)."""
-    import contextlib
-    import io
-
-    from saropt.cli.main import main
-
-    buf = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        try:
-            main(args)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, buf.getvalue()
+from tests.unit.cliutil import run_cli as run
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from saropt.dataset.demo import transform_error
 from saropt.dataset.index import BASE_COLUMNS, TAIL_COLUMNS, read_index
 from saropt.errors import OutputExistsError
 from tests.unit.buildutil import make_pair, tree_hashes
+from tests.unit.cliutil import run_cli as _cli
 
 SIZE = 768
 PATCH = 128
@@ -277,22 +278,6 @@ def test_geotiff_patches_keep_values(pair, tmp_path: Path) -> None:
     assert np.array_equal(np.where(valid, data[0], np.nan), got, equal_nan=True)
     with rasterio.open(res.root / r.opt_tif) as ds:
         assert ds.count == 3
-
-
-def _cli(args: list[str]) -> tuple[int, str]:
-    import contextlib
-    import io
-
-    from saropt.cli.main import main
-
-    buf = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        try:
-            main(args)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, buf.getvalue()
 
 
 def test_inspect_json(built) -> None:

@@ -8,26 +8,10 @@ import numpy as np
 import pytest
 
 from tests.unit.buildutil import grid_tiepoints, make_pair, write_csv, write_raster
+from tests.unit.cliutil import run_cli as run
 
 SIZE = 200
 SHIFT = (6, -4)
-
-
-def run(args: list[str]) -> tuple[int, str]:
-    """Run ``saropt ARGS`` through :func:`saropt.cli.main.main` (its error handling included)."""
-    import contextlib
-    import io
-
-    from saropt.cli.main import main
-
-    buf = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        try:
-            main(args)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, buf.getvalue()
 
 
 @pytest.fixture(scope="module")
