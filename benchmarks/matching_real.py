@@ -7,7 +7,8 @@ Steps (each resumable: run it again after an interruption and finished steps are
    into 256 px patches at 50% overlap (quality filters on): whole images per split, never one image in two
    splits;
 2. ``configs/match/bnn-cpu.yaml``, ``configs/match/pseudo-siamese-cpu.yaml`` and
-   ``configs/match/dense-cpu.yaml`` (or the recipes named with ``--configs``) trained on its ``train`` split (validation and model selection on ``val``);
+   ``configs/match/dense-cpu.yaml`` (or the recipes named with ``--configs``) trained on its ``train`` split
+   (validation and model selection on ``val``);
 3. every protocol (balanced, hard, localisation, retrieval) on the held-out ``test`` images for the models
    and the training-free NCC, MI and CFOG measures, thresholds calibrated on ``val``: one markdown table and
    one JSON (``metrics.md``, ``metrics.json``), plus ``timing.json`` (training minutes, steps, load average).

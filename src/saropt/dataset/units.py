@@ -273,10 +273,10 @@ def write_patch_png(path: Path, img: np.ndarray, level: int, fast: bool) -> None
 
     ``fast`` uses :func:`saropt.io.png.encode_png` (SAR unfiltered with ISA-L deflate, RGB with fpng when
     installed, else UP and ISA-L) when the optional ``isal`` package is installed, else OpenCV with the SUB
-    filter and Huffman-only coding. Measured per 256 px pair of the 8000 px benchmark scene, in one run: 0.5 ms
-    and 46 + 109 KB with ISA-L and fpng, 1.3 ms and 46 + 102 KB with ISA-L alone, 3.4 ms and 55 + 96 KB with
-    OpenCV's fast settings (an earlier run: 2.3 ms), and in an earlier run 6.0 ms and 52 + 98 KB with zlib's
-    default strategy at ``level`` 1 (``fast=False``, which honours ``level``). Any PNG decoder reads them all.
+    filter and Huffman-only coding; ``fast=False`` uses zlib's default strategy at ``level``. Per 256 px pair
+    of the 8000 px benchmark scene, measured in one run: 0.5 ms and 46 + 109 KB with ISA-L and fpng, 1.3 ms
+    and 46 + 102 KB with ISA-L alone, 3.4 ms and 55 + 96 KB with OpenCV's fast settings (an earlier run: 6.0 ms
+    and 52 + 98 KB with ``fast=False`` at level 1). Any PNG decoder reads them all.
     """
     import cv2
 

@@ -32,7 +32,8 @@ class TrainConfig:
             <saropt.matching.models.DenseMatcher>`).
         backbone: timm model name of both (unshared) branches (not used by ``dense``).
         embedding_dim: BNN embedding size ``n``; ``dense``: descriptor channels per pixel.
-        dense_width: ``dense``: channels of the full-resolution stage (x2 and x4 at 1/2 and 1/4 resolution).
+        dense_width: ``dense``: channels of the full-resolution stage (x2, x4 and x8 at 1/2, 1/4 and 1/8
+            resolution).
         search_radius: ``dense``: training offsets lie in ``[-r, r]^2`` native pixels; a training window of side
             ``crop`` gives a template of side ``crop - 2r``.
         backbone_args: extra keyword arguments for ``timm.create_model`` (e.g. ``{"channels": [32, 64, 128,

@@ -568,6 +568,7 @@ class DenseMatcher(nn.Module):
         return self._code(self.features_sar(x))
 
     def encode_opt(self, y: "torch.Tensor") -> "torch.Tensor":
+        """``(B, 3, H, W) -> (B, D * H * W / 16)`` block-averaged descriptors, scaled for a mean."""
         return self._code(self.features_opt(y))
 
     def pair_scores(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
@@ -575,6 +576,7 @@ class DenseMatcher(nn.Module):
         return 0.5 * (1.0 + (fs.float() * fo.float()).sum(1))
 
     def score_matrix(self, fs: "torch.Tensor", fo: "torch.Tensor") -> "torch.Tensor":
+        """All-pairs ``(1 + mean cosine) / 2``, ``(Ns, No)``."""
         return 0.5 * (1.0 + fs.float() @ fo.float().T)
 
     def forward(self, template: "torch.Tensor", window: "torch.Tensor") -> "torch.Tensor":
