@@ -288,14 +288,15 @@ class _Validator:
         if k < n:
             idx = np.sort(np.random.default_rng([cfg.seed, 3]).choice(n, size=k, replace=False))
             val_ds = val_ds.select(idx.tolist()) if hasattr(val_ds, "select") else val_ds
-        self.sar, self.opt = stack_views([val_ds[i] for i in range(len(val_ds))], spec)
+        items = [val_ds[i] for i in range(len(val_ds))]  # read once: the views and the dense templates
+        self.sar, self.opt = stack_views(items, spec)
         self.plans = {
             name: pair_indices(val_ds, 1.0, hard, cfg.seed) for name, hard in (("", False), ("_hard", True))
         }
         self.labels = self.plans[""][2]
         self.threshold = cfg.threshold
         self.batch = max(cfg.batch_size, 64)
-        self.localisation = _ValLocalisation(val_ds, cfg) if cfg.model == "dense" else None
+        self.localisation = _ValLocalisation(items, cfg) if cfg.model == "dense" else None
 
     def __call__(self, model: Any, device: Any, channels_last: bool) -> dict[str, float]:
         import torch
@@ -351,15 +352,14 @@ class _ValLocalisation:
     fixed random offset, located in the whole optical patch (the evaluation protocol's task, at the largest
     template the patch allows)."""
 
-    def __init__(self, val_ds: Any, cfg: TrainConfig) -> None:
+    def __init__(self, items: list[dict[str, Any]], cfg: TrainConfig) -> None:
         import torch
 
         r = cfg.search_radius
-        n = len(val_ds)
+        n = len(items)
         shifts = np.random.default_rng([cfg.seed, 7]).integers(-r, r + 1, size=(n, 2))
         templates, windows = [], []
-        for i in range(n):
-            item = val_ds[i]
+        for i, item in enumerate(items):
             side = int(min(item["sar"].shape[-2:]))
             t = side - 2 * r
             if t < 8:
