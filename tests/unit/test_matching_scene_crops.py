@@ -18,6 +18,8 @@ from saropt.matching.losses import (
     info_nce_loss,
     negative_weights,
     overlap_matrix,
+    roll_pairs,
+    rolled_weights,
     shift_ranking_loss,
 )
 from saropt.matching.scene_crops import SceneCanvases, SceneCrops
@@ -145,6 +147,19 @@ def test_negative_weights_drop_overlapping_windows_of_one_scene() -> None:
     m = overlap_matrix(scene, centre, 8.0)
     assert m.tolist() == [[False, True, False, False], [True, False, False, False],
                           [False, False, False, False], [False, False, False, False]]
+    # the matrix, computed once per batch, gives every shift's weights for the pairs roll_pairs makes
+    g = torch.Generator().manual_seed(0)
+    scene = torch.randint(-1, 2, (12,), generator=g)
+    centre = torch.randint(0, 20, (12, 2), generator=g).float()
+    m = overlap_matrix(scene, centre, 6.0)
+    assert m.any()
+    for k in range(1, 12):
+        w = rolled_weights(m, k)
+        partner = roll_pairs(torch.arange(12), k)  # optical window paired with SAR window i
+        drop = [bool(m[i, int(partner[i])]) for i in range(12)]
+        assert (w is None) == (not any(drop))
+        if w is not None:
+            assert w.tolist() == [0.0 if d else 1.0 for d in drop]
 
 
 def test_bnn_loss_margin_and_weights() -> None:

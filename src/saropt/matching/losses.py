@@ -105,14 +105,26 @@ def negative_weights(
     Convention:
         ``centre`` = ``(x, y)`` = (column, row), pixels of the scene, 0-based.
     """
-    import torch
-
     if min_offset <= 0:
         return None
-    other_scene = torch.roll(scene, shifts=shift, dims=0)
-    gap = (centre - torch.roll(centre, shifts=shift, dims=0)).abs()
-    near = (gap[:, 0] < min_offset) & (gap[:, 1] < min_offset)  # NaN compares false: kept
-    drop = (scene == other_scene) & (scene >= 0) & near
+    return rolled_weights(overlap_matrix(scene, centre, min_offset), shift)
+
+
+def rolled_weights(overlap: "torch.Tensor", shift: int) -> "torch.Tensor | None":
+    """:func:`negative_weights` from the batch's :func:`overlap_matrix`, computed once for all shifts.
+
+    Args:
+        overlap: ``(B, B)`` bool, :func:`overlap_matrix` of the batch.
+        shift: the roll shift.
+
+    Returns:
+        ``(B,)`` float weights (0 where SAR window ``i`` and optical window ``(i - shift) mod B`` overlap), or
+        ``None`` when every pair is kept.
+    """
+    import torch
+
+    rows = torch.arange(overlap.shape[0])
+    drop = overlap[rows, (rows - shift) % overlap.shape[0]]
     if not bool(drop.any()):
         return None
     return (~drop).float()

@@ -174,10 +174,10 @@ def batch_loss(
         bnn_loss,
         dense_localisation_loss,
         info_nce_loss,
-        negative_weights,
         overlap_matrix,
         pair_bce_loss,
         roll_pairs,
+        rolled_weights,
         shift_ranking_loss,
     )
 
@@ -192,8 +192,10 @@ def batch_loss(
     else:
         fo = model.encode_opt(opt).float()
     weights = None
+    overlap = None  # which (SAR i, optical j) windows of the batch overlap: computed once, used twice
     if scene is not None and centre is not None and min_offset > 0:
-        ws = [negative_weights(scene, centre, k, min_offset) for k in shifts]
+        overlap = overlap_matrix(scene, centre, min_offset)
+        ws = [rolled_weights(overlap, k) for k in shifts]
         if any(w is not None for w in ws):
             weights = torch.cat([torch.ones(fs.shape[0]) if w is None else w for w in ws]).to(fs.device)
     if model.kind == "bnn":
@@ -201,10 +203,7 @@ def batch_loss(
         d_neg = torch.cat([bnn_distance(fs, roll_pairs(fo, k)) for k in shifts])
         loss = bnn_loss(d_pos, d_neg, weights, neg_margin)
         if nce_weight > 0:
-            exclude = None
-            if scene is not None and centre is not None and min_offset > 0:
-                exclude = overlap_matrix(scene, centre, min_offset)
-            loss = loss + nce_weight * info_nce_loss(fs, fo, temperature, exclude)
+            loss = loss + nce_weight * info_nce_loss(fs, fo, temperature, overlap)
         if fo_shift is not None:
             loss = loss + shift_weight * shift_ranking_loss(fs, fo, fo_shift, temperature, shift_ok)
         return loss
