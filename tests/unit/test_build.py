@@ -121,6 +121,8 @@ def test_patch_pngs_match_the_scene(built, pair) -> None:
     data, valid = sar.read(w)
     mapping = SarMapping.from_dict(_resolved(built.root)["scenes"][0]["sar_mapping"])
     assert np.array_equal(read_image(built.root / r.sar_path), mapping.apply(data, valid))
+    # the unit size is recorded with the build (it changes a few scores)
+    assert _resolved(built.root)["unit_size"] == 256
 
 
 def _resolved(root: Path) -> dict:

@@ -150,6 +150,9 @@ def test_resolved_yaml_roundtrip_and_hash(tmp_path: Path) -> None:
     # runtime keys do not change the hash; anything else does
     assert config_from_dict({**data, "workers": 1}).config_hash() == cfg.config_hash()
     assert config_from_dict({**data, "patch_size": 128, "stride": None}).config_hash() != cfg.config_hash()
+    # unit_size changes outputs (per-unit warp rounding, seamline context), so it is configuration, not runtime
+    assert data["unit_size"] is None
+    assert config_from_dict({**data, "unit_size": 1024}).config_hash() != cfg.config_hash()
     # a default written out and left implicit hash the same
     implicit = config_from_dict({"scenes": [{"sar": "/a.tif", "optical": "/b.tif"}]})
     assert implicit.config_hash() == cfg.config_hash()

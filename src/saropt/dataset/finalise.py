@@ -297,4 +297,10 @@ def resolved_section(plan: BuildPlan) -> dict[str, Any]:
                 "regions": regions,
             }
         )
-    return {"config_hash": plan.config_hash, "stride": plan.stride, "overlap": plan.overlap, "scenes": scenes}
+    return {
+        "config_hash": plan.config_hash,
+        "stride": plan.stride,
+        "overlap": plan.overlap,
+        "unit_size": plan.unit_size,
+        "scenes": scenes,
+    }

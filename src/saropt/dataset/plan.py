@@ -130,6 +130,8 @@ class BuildPlan:
         scenes: the resolved scene pairs.
         units: the units of work, in patch-number order of their first patch.
         n_patches: total patch windows.
+        unit_size: side of the SAR blocks that group patches into units (``config.unit_size`` or
+            :func:`auto_unit_size`).
     """
 
     config: BuildConfig
@@ -139,6 +141,7 @@ class BuildPlan:
     scenes: tuple[ScenePlan, ...]
     units: tuple[Unit, ...]
     n_patches: int
+    unit_size: int
 
     def region_of(self, unit: Unit) -> tuple[ScenePlan, RegionPlan]:
         sp = self.scenes[unit.scene]
@@ -192,7 +195,7 @@ def resolve_plan(cfg: BuildConfig) -> BuildPlan:
         100 * overlap,
         len(units),
     )
-    return BuildPlan(cfg, cfg.config_hash(), stride, overlap, tuple(scenes), units, n)
+    return BuildPlan(cfg, cfg.config_hash(), stride, overlap, tuple(scenes), units, n, unit_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
