@@ -34,7 +34,7 @@ SPLIT_METHODS = ("block", "scene", "random")
 TIEPOINT_FORMATS = ("csv", "qgis", "checkpoints")
 
 # Keys that change only how a build runs, never what it writes: left out of build.yaml and the config hash.
-# (``unit_size`` is not one of them: the warp and the seamline filter's context are taken per unit.)
+# (``unit_size`` is not one of them: the warp's rounding and the seamline context's grid follow the unit.)
 RUNTIME_KEYS = ("workers", "out")
 
 
@@ -144,11 +144,11 @@ class BuildConfig:
         unit_size: side of the SAR blocks that make one unit of work (patches are grouped by the block holding
             their top-left pixel; a unit reads its SAR block and warps the optical once). ``None``: 2048 px,
             halved for small scenes until there are at least 8 units (a function of the scenes and the patch
-            size, never of the number of workers). It changes outputs slightly, so it is part of the configuration
+            size, never of the number of workers). It changes scores slightly, so it is part of the configuration
             (hash, ``build.yaml``): OpenCV rounds the warp's fixed-point sample positions per unit, and the
-            seamline filter follows lines only inside the unit. On the 8000 px benchmark scene, 1024 against
-            2048 px units changed 0.014% of the optical pixels by one grey level (SAR patches identical) and 16
-            of 1,444 keep decisions (18 seamline flags).
+            seamline context's block grid starts at the unit's corner. On the 8000 px benchmark scene, 1024
+            against 2048 px units changed 0.014% of the optical pixels by one grey level (SAR patches identical)
+            and no flag.
         workers: worker processes (runtime option; 0 = one per CPU core, at most 8).
         seed: seed of every random choice (RANSAC, splits).
     """

@@ -183,7 +183,9 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
     sp, rp = plan.region_of(unit)
     cfg = plan.config
     out = cfg.outputs
-    block = unit.block
+    # The block read and warped: the unit's own, plus the margin the seamline filter's context needs, so that
+    # a patch at the unit's edge is judged like one inside it.
+    block = _context_block(unit.block, sp, cfg.patch_size, qcfg)
 
     # 8-bit fast paths (no float copies) unless the float values are written too (GeoTIFF patches)
     lut = None if out.geotiff or sp.sar.is_complex or sp.sar.iq else sp.sar_mapping.lut(sp.sar.dtype)
@@ -250,12 +252,24 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
 
     from saropt.dataset.overview import write_unit_view
 
-    write_unit_view(layout.unit_view(unit.uid), sp, rp, block, sar_u8, opt_u8)
+    rs, cs = _local(unit.block, block)
+    write_unit_view(layout.unit_view(unit.uid), sp, rp, unit.block, sar_u8[rs, cs], opt_u8[rs, cs])
     record = {"version": RECORD_VERSION, "uid": unit.uid, "patches": records}
     path = layout.unit_record(unit.uid)
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(record, separators=(",", ":")))
     return UnitResult(unit.uid, len(records), n_kept)
+
+
+def _context_block(core: Window, sp: Any, patch: int, qcfg: Any) -> Window:
+    """The unit's block grown by :func:`saropt.quality.seamline.context_margin` inside the SAR scene (the
+    block itself when the seamline filter is off)."""
+    if "seamline" not in qcfg.enabled:
+        return core
+    from saropt.quality.seamline import context_margin
+
+    grown = core.pad(context_margin(patch)).clip(sp.sar.width, sp.sar.height)
+    return core if grown is None else grown
 
 
 def _seam_context(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray, patch: int, qcfg: Any) -> Any:
