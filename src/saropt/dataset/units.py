@@ -252,8 +252,8 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
 
     from saropt.dataset.overview import write_unit_view
 
-    rs, cs = _local(unit.block, block)
-    write_unit_view(layout.unit_view(unit.uid), sp, rp, unit.block, sar_u8[rs, cs], opt_u8[rs, cs])
+    vr, vc = _local(unit.block, block)  # the view covers the unit's own block, not the context's margin
+    write_unit_view(layout.unit_view(unit.uid), sp, rp, unit.block, sar_u8[vr, vc], opt_u8[vr, vc])
     record = {"version": RECORD_VERSION, "uid": unit.uid, "patches": records}
     path = layout.unit_record(unit.uid)
     with atomic_path(path) as tmp:
@@ -273,13 +273,13 @@ def _context_block(core: Window, sp: Any, patch: int, qcfg: Any) -> Window:
 
 
 def _seam_context(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray, patch: int, qcfg: Any) -> Any:
-    """Block means of the whole unit, to follow seamline candidates beyond their patch (None: filter off)."""
+    """Block means of the unit's grown block (:func:`_context_block`), to follow seamline candidates beyond
+    their patch (None: filter off)."""
     if "seamline" not in qcfg.enabled:
         return None
-    from saropt.quality.prep import block_size_for
-    from saropt.quality.seamline import COARSEN, seam_context
+    from saropt.quality.seamline import detector_block_px, seam_context
 
-    return seam_context(sar, opt, valid, COARSEN * block_size_for(patch, patch))
+    return seam_context(sar, opt, valid, detector_block_px(patch))
 
 
 def write_patch_png(path: Path, img: np.ndarray, level: int, fast: bool) -> None:

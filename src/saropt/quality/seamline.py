@@ -66,6 +66,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from saropt.quality.prep import block_size_for
+
 N_ANGLES = 24
 #: lines shorter than this fraction of the patch side are ignored (seamlines cross the patch)
 MIN_LENGTH = 0.6
@@ -265,6 +267,12 @@ def seamline_score(
     return score, (angle if score > 0 else float("nan"))
 
 
+def detector_block_px(patch: int) -> int:
+    """Side in pixels of the detector blocks (and of the context's blocks) for square ``patch`` px patches:
+    ``COARSEN`` quality blocks, 16 px for 256 px patches."""
+    return COARSEN * block_size_for(patch, patch)
+
+
 def context_margin(patch: int) -> int:
     """Pixels of context a patch's followed lines can reach beyond its edge (on each side), bilinear taps
     included: ``346`` for 256 px patches.
@@ -274,9 +282,7 @@ def context_margin(patch: int) -> int:
     A build reads and warps this margin around each unit so that patches at a unit's edge are judged on the
     same context as those inside it.
     """
-    from saropt.quality.prep import block_size_for
-
-    d = COARSEN * block_size_for(patch, patch)
+    d = detector_block_px(patch)
     n = max(patch // d, 1)
     size = int(np.ceil(n * np.sqrt(2.0))) + 1
     across = (size - 1) / 2.0 + BAND
@@ -313,7 +319,7 @@ def seam_context(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray | None, blo
         sar: ``(H, W)`` uint8 SAR.
         opt: ``(H, W, C)`` or ``(H, W)`` uint8 optical on the SAR grid.
         valid: ``(H, W)`` bool validity (``None`` = all valid).
-        block_px: detector block size in pixels (``COARSEN * block_size_for(patch)``: 16 for 256 px patches).
+        block_px: detector block size in pixels (:func:`detector_block_px`: 16 for 256 px patches).
 
     Returns:
         The context with ``origin = (0, 0)``; :meth:`SeamContext.at` places it for each patch.
