@@ -435,7 +435,6 @@ def test_overview_from_unit_views_matches_decimated_reads(pair, tmp_path) -> Non
     assert abs(float(sar[covered].mean()) - float(ref_sar[covered].mean())) < 3
 
 
-
 def test_flags_do_not_depend_on_the_unit_grid(pair, built, tmp_path: Path) -> None:
     # Each unit reads the seamline context's margin around its block, so a patch at a unit's edge is judged
     # like one inside: 128 px units (every patch at a unit's edge) flag exactly as the 256 px units of `built`.
