@@ -37,9 +37,14 @@ peak is at least ``regcheck_min_shift`` (3 px) from zero and its contrast at lea
 8000 px benchmark scene (farmland, towns, water) a 6 px shift of the optical was flagged on 185 of 331 kept
 patches (56%; the cause of the misses is not yet measured). The same scene has 79 exactly registered patches
 flagged, mostly in towns, whose peaks mostly lie at dx +5 to +8 px, the direction of the simulated layover of
-buildings (towards -x): there the check sees building layover as a shift. On real
-Sentinel-1/2 patches (Los Angeles, 99) the flag rate falls from 43% to 33% (aligned as published) and from 67%
-to 40% with the optical shifted 6 px: the check abstains where the surface is too weak to say.
+buildings (towards -x): there the check sees building layover as a shift. Real scenes registered by their
+check points (CFOG's urban and rural pairs, affine RMSE 0.86 and 0.74 px; 128 px patches at stride 32) do not
+show this: 0 of 151 urban and 0 of 225 rural textured patches flagged, peaks within 1.5 px of the truth in
+100% and 95%; with the optical moved 3, 4 and 6 px, 10%, 58% and 100% (urban) and 7%, 64% and 96% (rural) were
+flagged. Whether 1 m GaoFen-3 cities lay over like the synthetic towns is not measured (no such scene with
+ground truth here). On real Sentinel-1/2 patches (Los Angeles, 99) the flag rate falls from 43% to 33%
+(aligned as published) and from 67% to 40% with the optical shifted 6 px: the check abstains where the surface
+is too weak to say.
 
 Convention:
     The shift ``(dx, dy)`` is in SAR pixels (x = column, y = row) and says where the optical content sits
