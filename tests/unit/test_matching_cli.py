@@ -81,8 +81,21 @@ def test_train_then_eval_writes_every_protocol(fake: Path, tmp_path: Path) -> No
     assert m["balanced"]["pairs"] == 2 * m["meta"]["patches"]
     assert "default" in m["balanced"] and "default" not in m["balanced"]["methods"]["ncc"]
     assert m["retrieval"]["candidates"] == 10
+    # paired bootstrap: an interval around every headline figure, the primary minus each other method
+    for proto, key in (("balanced", "accuracy"), ("hard", "roc_auc"), ("localisation", "rmse_px"),
+                       ("retrieval", "recall_at_1")):
+        for name, method in m[proto]["methods"].items():
+            lo, hi = method["ci95"][key]
+            assert lo - 1e-9 <= method[key] <= hi + 1e-9, (proto, name)
+            if name == "bnn":
+                assert "vs_primary" not in method
+            else:
+                v = method["vs_primary"][key]
+                assert v["diff"] == pytest.approx(m[proto][key] - method[key])
+                assert v["ci95"][0] <= v["ci95"][1] and v["verdict"] in ("ahead", "level", "behind")
     table = md.read_text()
     assert table.startswith("| method |") and "| bnn |" in table and "| cfog |" in table
+    assert "bnn minus each method" in table and "paired bootstrap" in table
 
     # --split all: calibration on the evaluation pairs is flagged
     r = CliRunner().invoke(
@@ -119,6 +132,18 @@ def test_train_then_eval_writes_every_protocol(fake: Path, tmp_path: Path) -> No
     m = json.loads(metrics.read_text())
     assert m["meta"]["tta"] is True and "(TTA)" in r.output
     assert m["balanced"]["pairs"] > 0 and (m["balanced"]["roc_auc"], m["balanced"]["threshold"]) != plain
+
+    # --ensemble of one checkpoint twice: one method whose scores equal the single model's
+    r = CliRunner().invoke(
+        cli,
+        ["match", "eval", "-k", str(run / "best.pt"), "-k", str(run / "best.pt"), "--ensemble", "--data",
+         str(fake), "--split", "all", "--protocol", "balanced", "--json", str(metrics)],
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads(metrics.read_text())
+    assert m["balanced"]["method"] == "bnn-x2" and set(m["balanced"]["methods"]) == {"bnn-x2"}
+    assert m["meta"]["ensemble"] == 2 and "(ensemble)" in r.output
+    assert (m["balanced"]["roc_auc"], m["balanced"]["threshold"]) == pytest.approx(plain)
 
 
 def test_positional_and_option_config_forms_agree(fake: Path, tmp_path: Path) -> None:

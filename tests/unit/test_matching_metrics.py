@@ -9,6 +9,13 @@ import numpy as np
 import pytest
 
 from saropt.errors import InputError
+from saropt.matching.bootstrap import (
+    localisation_figure_fn,
+    pair_figure_fn,
+    paired_bootstrap,
+    retrieval_figure_fn,
+    verdict,
+)
 from saropt.matching.metrics import (
     binary_figures,
     calibrate_threshold,
@@ -19,6 +26,7 @@ from saropt.matching.metrics import (
     retrieval_ranks,
     roc_auc,
 )
+from saropt.matching.protocols import ProtocolSettings
 
 SCORES = np.array([0.9, 0.8, 0.3, 0.6, 0.1])
 LABELS = np.array([1, 1, 1, 0, 0])
@@ -100,3 +108,67 @@ def test_retrieval_ranks_ties_count_against() -> None:
 def test_bad_inputs_raise_input_error(call: Callable[[], object]) -> None:
     with pytest.raises(InputError):
         call()
+
+
+def test_paired_bootstrap_interval_matches_the_binomial_width() -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat([1, 0], 200)
+    good = np.where(rng.random(400) < 0.8, y, 1 - y).astype(float)  # 80% accurate at threshold 0.5
+    fn = pair_figure_fn({"a": good}, y, {"a": 0.5})
+    cmp_ = paired_bootstrap(fn, 400, "a", ["accuracy"], resamples=2000, seed=1, strata=y)
+    lo, hi = cmp_.ci["a"]["accuracy"]
+    acc = float(np.mean((good > 0.5) == y))
+    half = 1.96 * np.sqrt(acc * (1 - acc) / 400)  # normal approximation of the binomial: 0.039
+    assert lo < acc < hi
+    assert hi - lo == pytest.approx(2 * half, rel=0.2)
+    assert cmp_.diff == {}
+
+
+def test_paired_bootstrap_tells_ahead_level_and_behind() -> None:
+    rng = np.random.default_rng(2)
+    y = np.repeat([1, 0], 300)
+    strong = y + rng.normal(0, 0.4, y.size)  # AUC ~0.96
+    weak = y + rng.normal(0, 1.5, y.size)  # AUC ~0.68
+    same = strong.copy()
+    scores = {"p": strong, "weak": weak, "same": same}
+    fn = pair_figure_fn(scores, y, {k: 0.5 for k in scores})
+    cmp_ = paired_bootstrap(fn, y.size, "p", ["accuracy", "roc_auc"], resamples=300, strata=y)
+    d, lo, hi = cmp_.diff["weak"]["roc_auc"]
+    assert d > 0.2 and lo > 0 and verdict("hard", "roc_auc", lo, hi) == "ahead"
+    # paired: a method scored identically to the primary differs by exactly 0 in every resample
+    assert cmp_.diff["same"]["accuracy"] == (0.0, 0.0, 0.0)
+    assert verdict("hard", "accuracy", 0.0, 0.0) == "level"
+    # lower is better for RMSE: a negative difference puts the primary ahead
+    assert verdict("localisation", "rmse_px", -2.0, -0.5) == "ahead"
+    assert verdict("localisation", "cmr_3px", -0.2, -0.1) == "behind"
+
+
+def test_paired_bootstrap_keeps_strata_and_checks_inputs() -> None:
+    y = np.array([1] * 5 + [0] * 95)
+    seen = []
+
+    def fn(idx: np.ndarray) -> dict[str, dict[str, float]]:
+        seen.append(int(y[idx].sum()))
+        return {"a": {"accuracy": 1.0}}
+
+    paired_bootstrap(fn, y.size, "a", ["accuracy"], resamples=50, strata=y)
+    assert set(seen) == {5}  # every resample keeps the 5 positives' count
+    with pytest.raises(InputError):
+        paired_bootstrap(fn, y.size, "b", ["accuracy"], resamples=50)
+    with pytest.raises(InputError):
+        paired_bootstrap(fn, 0, "a", ["accuracy"])
+    with pytest.raises(InputError):
+        ProtocolSettings(bootstrap=5)
+
+
+def test_localisation_and_retrieval_figures_on_resamples() -> None:
+    true = np.zeros((4, 2))
+    pred = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [5.0, 0.0]])
+    fn = localisation_figure_fn({"a": pred}, true)
+    full_loc = localisation_figures(pred, true)
+    assert fn(np.arange(4))["a"] == {"cmr_3px": full_loc["cmr_3px"], "rmse_px": full_loc["rmse_px"]}
+    assert fn(np.array([1, 1]))["a"] == {"cmr_3px": 1.0, "rmse_px": 3.0}
+    ranks = np.array([1, 2, 6, 1])
+    rf = retrieval_figure_fn({"a": ranks})
+    full = retrieval_figures(ranks)
+    assert rf(np.arange(4))["a"] == {"recall_at_1": full["recall_at_1"], "recall_at_5": full["recall_at_5"]}

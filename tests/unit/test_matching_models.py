@@ -223,3 +223,30 @@ def test_tta_scores_are_the_mean_over_the_eight_transforms(kind: str) -> None:
     np.testing.assert_allclose(np.diag(tta.score_matrix(cs, co)), expected, rtol=1e-5, atol=1e-6)
     surf = tta.surface(x[0], torch.rand(3, 36, 36), ViewSpec(), 32)
     assert surf.shape == (5, 5) and np.isfinite(surf).all()
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_ensemble_scores_are_the_mean_of_its_members(tta: bool) -> None:
+    from saropt.matching.scoring import EnsembleScorer, ModelScorer
+    from saropt.matching.views import ViewSpec
+
+    torch.manual_seed(0)
+    spec = ViewSpec(24, 16)
+    members = [ModelScorer(build_model("bnn", TINY, embedding_dim=d), spec=spec, tta=tta) for d in (8, 6)]
+    ens = EnsembleScorer(members)
+    assert ens.name == "bnn-x2" and ens.spec == spec
+    sar, opt = torch.rand(5, 1, 16, 16), torch.rand(5, 3, 16, 16)
+    cs, co = ens.encode_sar(sar), ens.encode_opt(opt)
+    assert cs.shape[0] == 5 and cs.ndim == 2  # joined codes: stored and indexed like any code
+    singles = [(m.encode_sar(sar), m.encode_opt(opt)) for m in members]
+    want = np.mean([m.pair_scores(a, b) for m, (a, b) in zip(members, singles)], axis=0)
+    np.testing.assert_allclose(ens.pair_scores(cs, co), want, rtol=1e-6)
+    want_m = np.mean([m.score_matrix(a, b) for m, (a, b) in zip(members, singles)], axis=0)
+    np.testing.assert_allclose(ens.score_matrix(cs[[3, 1]], co), want_m[[3, 1]], rtol=1e-6)
+    assert not np.allclose(want, members[0].pair_scores(*singles[0]))  # the members do differ
+
+    with pytest.raises(ConfigError, match="at least two"):
+        EnsembleScorer(members[:1])
+    with pytest.raises(ConfigError, match="one model kind"):
+        other_view = ModelScorer(build_model("bnn", TINY, embedding_dim=8), spec=ViewSpec(32, 16))
+        EnsembleScorer([members[0], other_view])

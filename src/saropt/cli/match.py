@@ -199,6 +199,14 @@ def train_cmd(
 @click.option(
     "--candidates", type=int, default=100, show_default=True, help="Retrieval candidates per query."
 )
+@click.option(
+    "--bootstrap", type=int, default=1000, show_default=True,
+    help="Resamples of the paired bootstrap: 95% intervals and the first method minus each other (0 = none).",
+)
+@click.option(
+    "--ensemble", is_flag=True,
+    help="Score all --checkpoint models as one method, the mean of their scores (one model kind and view).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option(
     "--tta", is_flag=True,
@@ -225,6 +233,8 @@ def eval_cmd(
     template_side: int,
     templates: int,
     candidates: int,
+    bootstrap: int,
+    ensemble: bool,
     device: str,
     tta: bool,
 ) -> None:
@@ -248,6 +258,7 @@ def eval_cmd(
         template_side=template_side,
         max_templates=templates,
         retrieval_candidates=candidates,
+        bootstrap=bootstrap,
     )
     with _eval_bar(ctx) as progress:
         report = evaluate(
@@ -263,6 +274,7 @@ def eval_cmd(
             device=device,
             progress=progress,
             tta=tta,
+            ensemble=ensemble,
         )
     if json_path:
         report.write_json(json_path)

@@ -12,6 +12,12 @@ its top level under lower-case names, and every method's figures under ``methods
 
     {"balanced": {"method": "bnn", "accuracy": ..., "roc_auc": ..., "methods": {"bnn": {...}, "ncc": {...}}},
      "hard": {...}, "localisation": {...}, "retrieval": {...}, "meta": {...}}
+
+Intervals (:mod:`saropt.matching.bootstrap`, ``ProtocolSettings.bootstrap`` resamples, 0 = none): each method's
+figures carry ``ci95`` (``figure -> [low, high]``) for the protocol's headline figures (accuracy and ROC-AUC,
+CMR@3 and RMSE, recall@1 and recall@5), and every method but the primary carries ``vs_primary``
+(``figure -> {"diff": primary minus method, "ci95": [low, high], "verdict": "ahead" | "level" | "behind"}``,
+the verdict said of the primary). The markdown report shows them as a second table.
 """
 
 from __future__ import annotations
@@ -27,6 +33,15 @@ import numpy as np
 
 from saropt.errors import ConfigError, InputError
 from saropt.matching.baselines import BASELINES, create_baseline
+from saropt.matching.bootstrap import (
+    HEADLINE,
+    FigureFn,
+    localisation_figure_fn,
+    pair_figure_fn,
+    paired_bootstrap,
+    retrieval_figure_fn,
+    verdict,
+)
 from saropt.matching.metrics import (
     binary_figures,
     calibrate_threshold,
@@ -44,7 +59,7 @@ from saropt.matching.protocols import (
     pair_protocol,
     retrieval_protocol,
 )
-from saropt.matching.scoring import ModelScorer, Scorer
+from saropt.matching.scoring import EnsembleScorer, ModelScorer, Scorer
 from saropt.matching.views import ViewSpec
 
 log = logging.getLogger(__name__)
@@ -104,6 +119,10 @@ class EvaluationReport:
                 v = self.results.get(proto, {}).get(m, {}).get(key)
                 cells.append("-" if v is None else (f"{v:.2f}" if key == "rmse_px" else f"{v:.3f}"))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        table = "\n".join(lines) + "\n"
+        versus = self._versus_markdown()
+        if versus:
+            table += "\n" + versus
         notes = []
         meta = self.meta
         notes.append(
@@ -130,9 +149,44 @@ class EvaluationReport:
             )
         if meta.get("tta"):
             notes.append("trained models scored under the 8 flips/rotations, averaged (TTA)")
+        if meta.get("ensemble"):
+            notes.append(f"{self.primary}: the mean score of {meta['ensemble']} checkpoints (ensemble)")
+        resamples = meta.get("settings", {}).get("bootstrap")
+        if versus and resamples:
+            notes.append(
+                f"intervals: 95%, paired bootstrap over the same pairs, templates and queries ({resamples} "
+                "resamples); they leave out the variation between training seeds and between scenes"
+            )
         for w in meta.get("warnings", []):
             notes.append(f"WARNING: {w}")
-        return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        return table + "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+    def _versus_markdown(self) -> str:
+        """Primary minus each other method on the headline figures, with intervals and verdicts."""
+        cols = [(p, k, h) for p, k, h in TABLE_COLUMNS if p in self.results and (k in dict(HEADLINE[p]))]
+        rows = []
+        methods = list(dict.fromkeys(m for p in self.results.values() for m in p if m != self.primary))
+        for m in methods:
+            cells = []
+            for proto, key, _ in cols:
+                v = self.results[proto].get(m, {}).get("vs_primary", {}).get(key)
+                if v is None:
+                    cells.append("-")
+                    continue
+                fmt = "+.2f" if key == "rmse_px" else "+.3f"
+                lo, hi = v["ci95"]
+                cells.append(f"{v['diff']:{fmt}} [{lo:{fmt}}, {hi:{fmt}}] {v['verdict']}")
+            if any(c != "-" for c in cells):
+                rows.append(f"| {m} | " + " | ".join(cells) + " |")
+        if not rows:
+            return ""
+        head = [
+            f"{self.primary} minus each method (95% interval; ahead/behind when it excludes 0):",
+            "",
+            "| method | " + " | ".join(h for _, _, h in cols) + " |",
+            "|---|" + "---:|" * len(cols),
+        ]
+        return "\n".join(head + rows) + "\n"
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON (temporary name, then rename)."""
@@ -195,14 +249,16 @@ def load_model_scorer(
 
 def _pair_figures(
     scorers: Sequence[Scorer], test: Any, val: Any | None, threshold_source: str
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
     out: dict[str, dict[str, Any]] = {}
+    thresholds: dict[str, float] = {}
     for s in scorers:
         sc = test.scores[s.name]
         if val is not None:
             t = calibrate_threshold(val.scores[s.name], val.labels)
         else:
             t = calibrate_threshold(sc, test.labels)
+        thresholds[s.name] = t
         fig: dict[str, Any] = classification_figures(sc, test.labels, t)
         fig["threshold_source"] = threshold_source
         fig["pairs"] = int(test.labels.size)
@@ -210,7 +266,30 @@ def _pair_figures(
         if s.default_threshold is not None:
             fig["default"] = binary_figures(sc, test.labels, s.default_threshold).as_dict()
         out[s.name] = fig
-    return out
+    return out, thresholds
+
+
+def _add_intervals(
+    figures: dict[str, dict[str, Any]],
+    proto: str,
+    fn: FigureFn,
+    n_items: int,
+    primary: str,
+    settings: ProtocolSettings,
+    strata: np.ndarray | None = None,
+) -> None:
+    """Add ``ci95`` (every method) and ``vs_primary`` (the others) to a protocol's figures, in place."""
+    if settings.bootstrap == 0 or primary not in figures:
+        return
+    keys = [k for k, _ in HEADLINE[proto]]
+    cmp_ = paired_bootstrap(fn, n_items, primary, keys, settings.bootstrap, settings.seed, strata)
+    for m, fig in figures.items():
+        fig["ci95"] = {k: list(v) for k, v in cmp_.ci[m].items()}
+        if m in cmp_.diff:
+            fig["vs_primary"] = {
+                k: {"diff": d, "ci95": [lo, hi], "verdict": verdict(proto, k, lo, hi)}
+                for k, (d, lo, hi) in cmp_.diff[m].items()
+            }
 
 
 def _scenes(ds: Any) -> set[str]:
@@ -233,6 +312,7 @@ def evaluate(
     device: str = "auto",
     progress: Progress | None = None,
     tta: bool = False,
+    ensemble: bool = False,
 ) -> EvaluationReport:
     """Run the protocols for trained checkpoints and training-free baselines on one split of a dataset.
 
@@ -251,6 +331,8 @@ def evaluate(
         progress: optional callback ``(task, done, total)``.
         tta: score trained models under the 8 flips/rotations and average (8 times the inference; the
             report's ``meta`` records it).
+        ensemble: score the checkpoints as one method, the mean of their scores
+            (:class:`~saropt.matching.scoring.EnsembleScorer`; one model kind and view).
 
     Returns:
         The :class:`EvaluationReport`.
@@ -282,6 +364,8 @@ def evaluate(
             sc.name = f"{sc.name}-{len(scorers) + 1}"
         scorers.append(sc)
         ckpts.append(ck)
+    if ensemble:
+        scorers = [EnsembleScorer([s for s in scorers if isinstance(s, ModelScorer)])]
     if view is None:
         if not ckpts:
             raise ConfigError("baselines without a checkpoint need a view: pass crop and size")
@@ -327,6 +411,7 @@ def evaluate(
             )
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    primary = scorers[0].name
     test_codes = val_codes = None
     if {"balanced", "hard", "retrieval"} & set(protocols):
         test_codes = encode_patches(test_ds, scorers, view, settings.batch_size, progress, f"encode {split}")
@@ -341,7 +426,10 @@ def evaluate(
             val_sc = (
                 pair_protocol(val_ds, val_codes, scorers, hard, settings) if val_codes is not None else None
             )
-            results[proto] = _pair_figures(scorers, test_sc, val_sc, source)
+            figs, thresholds = _pair_figures(scorers, test_sc, val_sc, source)
+            fn = pair_figure_fn(test_sc.scores, test_sc.labels, thresholds)
+            _add_intervals(figs, proto, fn, test_sc.labels.size, primary, settings, test_sc.labels)
+            results[proto] = figs
         elif proto == "localisation":
             loc = localisation_protocol(test_ds, scorers, view, settings, progress)
             results[proto] = {}
@@ -353,6 +441,8 @@ def evaluate(
                     template_side=loc.template_side,
                 )
                 results[proto][s.name] = f
+            fn = localisation_figure_fn(loc.pred_xy, loc.true_xy)
+            _add_intervals(results[proto], proto, fn, loc.true_xy.shape[0], primary, settings)
         else:
             assert test_codes is not None
             ret = retrieval_protocol(test_codes, scorers, settings)
@@ -361,6 +451,8 @@ def evaluate(
                 f = retrieval_figures(ret.ranks[s.name])
                 f.update(queries=int(ret.ranks[s.name].size), candidates=ret.candidates)
                 results[proto][s.name] = f
+            fn = retrieval_figure_fn(ret.ranks)
+            _add_intervals(results[proto], proto, fn, ret.ranks[primary].size, primary, settings)
 
     meta = {
         "data": str(data),
@@ -372,10 +464,11 @@ def evaluate(
         "view": {"crop": view.crop, "size": view.size},
         "checkpoints": [ck.get("path") for ck in ckpts],
         "tta": bool(tta),
+        "ensemble": len(ckpts) if ensemble else 0,
         "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
         "split_sha256": test_fp["sha256"],
         "warnings": warnings,
     }
     for w in warnings:
         log.warning("%s", w)
-    return EvaluationReport(results, scorers[0].name, meta)
+    return EvaluationReport(results, primary, meta)

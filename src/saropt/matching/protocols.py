@@ -57,6 +57,7 @@ class ProtocolSettings:
         retrieval_candidates: ``N``, candidates per retrieval query (capped at the number of patches).
         max_queries: retrieval queries; 0 = all patches.
         batch_size: patches per inference batch.
+        bootstrap: resamples of the paired bootstrap intervals (:mod:`saropt.matching.bootstrap`); 0 = none.
     """
 
     seed: int = 0
@@ -68,6 +69,7 @@ class ProtocolSettings:
     retrieval_candidates: int = 100
     max_queries: int = 0
     batch_size: int = 32
+    bootstrap: int = 1000
 
     def __post_init__(self) -> None:
         if min(
@@ -78,6 +80,8 @@ class ProtocolSettings:
             raise InputError("retrieval needs at least 2 candidates per query")
         if self.batch_size < 1 or self.negative_ratio <= 0:
             raise InputError("batch_size and negative_ratio must be > 0")
+        if self.bootstrap != 0 and self.bootstrap < 10:
+            raise InputError(f"bootstrap needs 0 (none) or at least 10 resamples, got {self.bootstrap}")
 
 
 def _matching_pairs(dataset: Any, negative_ratio: float, hard: bool, seed: int) -> Any:

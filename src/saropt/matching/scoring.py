@@ -232,3 +232,72 @@ class ModelScorer(Scorer):
             surfs = [self.model.surface(a, b) for a, b in zip(dihedral_views(t), dihedral_views(w))]
             mean = torch.stack(undo_dihedral(surfs)).float().mean(0)
             return mean[0].cpu().numpy().astype(np.float64)
+
+
+class EnsembleScorer(Scorer):
+    """Several trained models of one kind and view as one method: each score is the mean of the members'.
+
+    Typically the same recipe trained with other seeds. A member's code keeps its own layout; the ensemble's
+    code of a patch is the members' codes flattened and joined, so the protocols store and index it like any
+    other code.
+
+    Args:
+        members: two or more :class:`ModelScorer` of one model kind and one view.
+        name: report name (default ``"<kind>-x<count>"``).
+
+    Raises:
+        ConfigError: fewer than two members, or members of different kinds or views.
+    """
+
+    trained = True
+
+    def __init__(self, members: list[ModelScorer], name: str | None = None) -> None:
+        from saropt.errors import ConfigError
+
+        if len(members) < 2:
+            raise ConfigError("an ensemble needs at least two checkpoints")
+        kinds = {getattr(m.model, "kind", m.name) for m in members}
+        specs = {m.spec for m in members}
+        if len(kinds) != 1 or len(specs) != 1:
+            raise ConfigError(
+                f"an ensemble needs checkpoints of one model kind and one view, got kinds {sorted(kinds)} "
+                f"and {len(specs)} views"
+            )
+        self.members = list(members)
+        self.spec = members[0].spec
+        self.name = name or f"{kinds.pop()}-x{len(members)}"
+        self.default_threshold = float(np.mean([m.default_threshold for m in members]))
+        self._shapes: dict[str, list[tuple[int, ...]]] = {}
+
+    def _join(self, side: str, codes: list["torch.Tensor"]) -> "torch.Tensor":
+        import torch
+
+        self._shapes[side] = [tuple(c.shape[1:]) for c in codes]
+        return torch.cat([c.reshape(c.shape[0], -1) for c in codes], dim=1)
+
+    def _split(self, side: str, joined: "torch.Tensor") -> list["torch.Tensor"]:
+        parts, start = [], 0
+        for shape in self._shapes[side]:
+            size = int(np.prod(shape))
+            parts.append(joined[:, start : start + size].reshape(joined.shape[0], *shape))
+            start += size
+        return parts
+
+    def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
+        return self._join("sar", [m.encode_sar(sar) for m in self.members])
+
+    def encode_opt(self, opt: "torch.Tensor") -> "torch.Tensor":
+        return self._join("opt", [m.encode_opt(opt) for m in self.members])
+
+    def pair_scores(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
+        pairs = zip(self.members, self._split("sar", cs), self._split("opt", co))
+        return np.mean([m.pair_scores(a, b) for m, a, b in pairs], axis=0)
+
+    def score_matrix(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
+        pairs = zip(self.members, self._split("sar", cs), self._split("opt", co))
+        return np.mean([m.score_matrix(a, b) for m, a, b in pairs], axis=0)
+
+    def surface(
+        self, template: "torch.Tensor", window: "torch.Tensor", spec: ViewSpec, patch_side: int
+    ) -> np.ndarray:
+        return np.mean([m.surface(template, window, spec, patch_side) for m in self.members], axis=0)
