@@ -357,6 +357,7 @@ def evaluate(
 
     scorers: list[Scorer] = []
     ckpts: list[dict[str, Any]] = []
+    ckpt_names: list[str] = []
     warnings: list[str] = []
     for c in checkpoints:
         sc, ck = load_model_scorer(c, device, tta=tta)
@@ -364,6 +365,7 @@ def evaluate(
             sc.name = f"{sc.name}-{len(scorers) + 1}"
         scorers.append(sc)
         ckpts.append(ck)
+        ckpt_names.append(sc.name)
     if ensemble:
         scorers = [EnsembleScorer([s for s in scorers if isinstance(s, ModelScorer)])]
     if view is None:
@@ -396,17 +398,15 @@ def evaluate(
 
     test_fp = split_fingerprint(test_ds)
     test_scenes = _scenes(test_ds)
-    for ck in ckpts:
+    for name, ck in zip(ckpt_names, ckpts):
         trained = ck["data"].get("splits", {})
         if test_fp["sha256"] in {v.get("sha256") for v in trained.values()}:
-            warnings.append(
-                f"{ck['config'].get('model')}: the evaluation split is one it was trained or validated on"
-            )
+            warnings.append(f"{name}: the evaluation split is one it was trained or validated on")
         train_scenes = set(ck["data"].get("scenes", {}).get("train", []))
         leaked = sorted(test_scenes & train_scenes)
         if leaked:
             warnings.append(
-                f"{ck['config'].get('model')}: {len(leaked)} evaluation scenes were in its training "
+                f"{name}: {len(leaked)} evaluation scenes were in its training "
                 f"split (e.g. {leaked[0]}): figures are optimistic"
             )
 
