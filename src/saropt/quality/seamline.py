@@ -114,6 +114,11 @@ def _max_filter_lines(a: np.ndarray, reach: int) -> np.ndarray:
     return out
 
 
+def _rotated_side(n: int) -> int:
+    """Side of the rotated copies of an ``n x n`` block grid: every line through the grid fits in them."""
+    return int(np.ceil(n * np.sqrt(2.0))) + 1
+
+
 @lru_cache(maxsize=8)
 def _line_maps(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sampling maps of all rotated copies of an ``n x n`` block grid, stacked vertically, and the angles.
@@ -122,7 +127,7 @@ def _line_maps(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     block grid at ``centre + (u - c) * e_perp + (v - c) * e_line``, so each column is one straight line of
     direction ``e_line`` and neighbouring columns are parallel lines one block apart.
     """
-    size = int(np.ceil(n * np.sqrt(2.0))) + 1
+    size = _rotated_side(n)
     c = (size - 1) / 2.0
     centre = (n - 1) / 2.0
     angles = np.arange(N_ANGLES) * (180.0 / N_ANGLES)
@@ -288,7 +293,7 @@ def context_margin(patch: int) -> int:
     """
     d = detector_block_px(patch)
     n = max(patch // d, 1)
-    size = int(np.ceil(n * np.sqrt(2.0))) + 1
+    size = _rotated_side(n)
     across = (size - 1) / 2.0 + BAND
     along = EXTEND * n / 2.0
     reach_px = (float(np.hypot(across, along)) + 1.0) * d  # from the patch centre, plus one bilinear block
