@@ -249,16 +249,14 @@ def load_model_scorer(
 
 def _pair_figures(
     scorers: Sequence[Scorer], test: Any, val: Any | None, threshold_source: str
-) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    thresholds: dict[str, float] = {}
     for s in scorers:
         sc = test.scores[s.name]
         if val is not None:
             t = calibrate_threshold(val.scores[s.name], val.labels)
         else:
             t = calibrate_threshold(sc, test.labels)
-        thresholds[s.name] = t
         fig: dict[str, Any] = classification_figures(sc, test.labels, t)
         fig["threshold_source"] = threshold_source
         fig["pairs"] = int(test.labels.size)
@@ -266,7 +264,7 @@ def _pair_figures(
         if s.default_threshold is not None:
             fig["default"] = binary_figures(sc, test.labels, s.default_threshold).as_dict()
         out[s.name] = fig
-    return out, thresholds
+    return out
 
 
 def _add_intervals(
@@ -426,7 +424,8 @@ def evaluate(
             val_sc = (
                 pair_protocol(val_ds, val_codes, scorers, hard, settings) if val_codes is not None else None
             )
-            figs, thresholds = _pair_figures(scorers, test_sc, val_sc, source)
+            figs = _pair_figures(scorers, test_sc, val_sc, source)
+            thresholds = {name: f["threshold"] for name, f in figs.items()}  # calibrated, as in the table
             fn = pair_figure_fn(test_sc.scores, test_sc.labels, thresholds)
             _add_intervals(figs, proto, fn, test_sc.labels.size, primary, settings, test_sc.labels)
             results[proto] = figs
