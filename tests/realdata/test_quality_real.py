@@ -2,7 +2,8 @@
 
 Figures asserted here were measured on this data: open sea (tiles 059, 101, 102) scores at most 3.2 structure
 bits, land at least 4.2; tiles 130 and 142 show the same ground (identical optical, another SAR acquisition);
-the registration check follows a known extra shift of the optical to within a fraction of a pixel.
+the registration check follows a known extra shift of the optical to within a fraction of a pixel; seams
+injected into real scenes (GaoFen-3 + Maxar at 1 m, Sentinel-1/2 at 10 m) separate from the clean patches.
 """
 
 from __future__ import annotations
@@ -82,3 +83,58 @@ def test_regcheck_follows_a_known_shift(shared_data: Path) -> None:
     assert np.median(d[:, 0]) == pytest.approx(6.0, abs=0.3)
     assert np.mean(np.abs(d[:, 0] - 6.0) < 1.0) >= 0.8
     assert np.median(np.abs(d[:, 1])) < 0.5
+
+
+def test_seamline_on_real_scenes_with_injected_seams(shared_data: Path) -> None:
+    """False alarms on real scenes as they are, detection of seams added to their optical (seam_trials).
+
+    Measured (benchmarks/seamline_real.py, 3 seams per scene and offset): at the default seamline_max of 25,
+    Omaha flags 0.6% of its clean patches and 22% / 78% of those crossed by +-40 / +-60 seams (ROC area 0.95 /
+    0.98); the 41 Sentinel-1/2 scenes 0.3% and 38% / 85% (0.96 / 0.99). Judged alone, without the scene as
+    context, Omaha's patches are flagged 16% of the time. Here: Omaha and 8 Sentinel scenes, 2 seams each.
+    """
+    import glob
+
+    from saropt.dataset.config import config_from_dict
+    from saropt.dataset.plan import resolve_plan
+    from saropt.dataset.units import read_scene
+    from saropt.quality.seam_trials import SeamTrials, seam_trials
+
+    omaha = shared_data / "scenes" / "omaha-gf3-worldview"
+    s1s2 = shared_data / "pairs" / "s1s2-1024"
+    names = sorted(p.name for p in (s1s2 / "opt").glob("*.png"))[:8]
+    sar, opt = glob.glob(str(omaha / "GF3_*.tiff")), glob.glob(str(omaha / "18APR24*.tiff"))
+    if not (sar and opt and len(names) == 8):
+        pytest.skip("omaha-gf3-worldview or s1s2-1024 not found")
+    groups = {
+        "omaha": [{"id": "omaha", "sar": sar[0], "optical": opt[0], "sar_nodata": 0, "optical_nodata": 0}],
+        "s1s2": [
+            {
+                "id": n[:-4],
+                "sar": str(s1s2 / "sar" / n),
+                "optical": str(s1s2 / "opt" / n),
+                "tiepoints": "identity",
+            }
+            for n in names
+        ],
+    }
+    for group, scenes in groups.items():
+        plan = resolve_plan(config_from_dict({"scenes": scenes, "patch_size": P, "stride": P}))
+        r, alone = SeamTrials(), SeamTrials()
+        for i in range(len(scenes)):
+            a = read_scene(plan, i)
+            stride = 64 if group == "omaha" else 128
+            r.extend(
+                seam_trials(a.sar_u8, a.opt_u8, a.valid, stride=stride, offsets=(40, 60), trials=2, seed=i)
+            )
+            if group == "omaha":
+                alone.extend(seam_trials(a.sar_u8, a.opt_u8, a.valid, stride=64, trials=0, context=False))
+        # measured: omaha 166 clean / 32 crossed patches, FA 0.006, detected 0.31 / 0.72, AUC 0.95 / 0.98;
+        # s1s2 392 / 62, FA 0.005, detected 0.27 / 0.82, AUC 0.94 / 0.98
+        assert r.clean.size >= 150 and r.seam[40.0].size >= 30, (group, r.clean.size, r.seam[40.0].size)
+        assert r.false_alarm(25.0) <= 0.03, (group, r.false_alarm(25.0))
+        assert r.auc(40.0) >= 0.88 and r.auc(60.0) >= 0.93, (group, r.auc(40.0), r.auc(60.0))
+        assert r.detection(60.0, 25.0) >= 0.55 and r.detection(40.0, 25.0) <= r.detection(60.0, 25.0)
+        if group == "omaha":
+            # the context is what keeps the false alarms down on real 1 m imagery (0.157 judged alone)
+            assert alone.false_alarm(25.0) >= 0.08, alone.false_alarm(25.0)

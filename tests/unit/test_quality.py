@@ -30,6 +30,7 @@ from saropt.quality import (
     to_uint64,
 )
 from saropt.quality.regcheck import registration_check
+from saropt.quality.seam_trials import SeamTrials, add_seam, roc_auc, seam_trials
 from saropt.quality.seamline import seam_context
 
 N = 256
@@ -350,6 +351,60 @@ class TestSeamlineContext:
         opt = u8(rgb + 60 * side[..., None])
         ctx = seam_context(sar, opt, None, 16)
         assert patch_scores(sar, opt, None, None, ctx)["seamline"] == patch_scores(sar, opt, None)["seamline"]
+
+
+class TestSeamTrials:
+    """Injected seams (saropt.quality.seam_trials): the tool behind benchmarks/seamline_real.py."""
+
+    def test_add_seam_side_clip_and_channel(self) -> None:
+        opt = np.full((64, 64, 3), 250, np.uint8)
+        out = add_seam(opt, (31.5, 31.5), 0.0, 40)  # a horizontal line: the normal (0, 1) points down
+        assert (out[40:] == 255).all() and (out[:24] == 250).all()  # brighter below, clipped at 255
+        dark = add_seam(opt, (31.5, 31.5), 90.0, -40, channel=2)  # a vertical line: the normal points right
+        assert (dark[:, 40:, 2] == 210).all() and (dark[:, :24] == 250).all() and (dark[..., :2] == 250).all()
+        assert (opt == 250).all()  # the input is not modified
+        with pytest.raises(InputError):
+            add_seam(opt.astype(np.float32), (0, 0), 0.0, 10)
+        with pytest.raises(InputError):
+            add_seam(opt[..., 0], (0, 0), 0.0, 10, channel=1)
+
+    def test_add_seam_angle_is_the_detector_angle(self) -> None:
+        for seed in range(4):
+            rng = np.random.default_rng(1100 + seed)
+            rgb, sigma0 = fields(rng, lo=110, hi=140)
+            angle = float(rng.uniform(0, 180))
+            opt = add_seam(u8(rgb), (127.5, 127.5), angle, 60)
+            scores = patch_scores(speckle(rng, sigma0), opt, None)
+            assert decide(scores)[0]["seamline"]
+            assert angle_diff(scores["seamline_angle"], angle) <= 7.5
+
+    def test_roc_auc(self) -> None:
+        rng = np.random.default_rng(3)
+        pos, neg = rng.normal(1, 1, 50).round(1), rng.normal(0, 1, 70).round(1)
+        brute = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+        assert roc_auc(pos, neg) == pytest.approx(brute)
+        assert roc_auc(np.array([2.0, np.nan]), np.array([1.0])) == 1.0
+        assert math.isnan(roc_auc(np.array([]), neg))
+
+    def test_trials_on_a_synthetic_scene(self) -> None:
+        rng = np.random.default_rng(1200)
+        m = 3 * N
+        rgb, sigma0 = fields(rng, n=m, lo=110, hi=140)
+        sar, opt = speckle(rng, sigma0), u8(rgb)
+        r = seam_trials(sar, opt, None, stride=128, offsets=(20.0, 60.0), trials=3, seed=0)
+        assert r.clean.size == 25 and r.seam[20.0].size == r.seam[60.0].size > 0
+        # the same lines, so a stronger seam scores at least as high, and a +-60 seam is found
+        assert np.nanmean(r.seam[60.0]) > np.nanmean(r.seam[20.0])
+        assert r.detection(60.0, 25.0) >= 0.6 and r.auc(60.0) > 0.9
+        assert r.false_alarm(25.0) <= 0.1
+        pooled = SeamTrials()
+        pooled.extend(r)
+        pooled.extend(r)
+        assert pooled.clean.size == 50 and pooled.auc(60.0) == pytest.approx(r.auc(60.0))
+        with pytest.raises(InputError, match="smaller than one"):
+            seam_trials(sar[:100], opt[:100], None)
+        with pytest.raises(InputError, match="same grid"):
+            seam_trials(sar, opt[:, :-1], None)
 
 
 # ----------------------------------------------------------------------------------------------- regcheck

@@ -178,7 +178,6 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
     """
     from saropt.io.images import atomic_path
     from saropt.quality import decide, patch_scores
-    from saropt.registration.warp import warp_optical, warp_optical_u8
 
     sp, rp = plan.region_of(unit)
     cfg = plan.config
@@ -187,26 +186,8 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
     # a patch at the unit's edge is judged like one inside it.
     block = _context_block(unit.block, sp, cfg.patch_size, qcfg)
 
-    # 8-bit fast paths (no float copies) unless the float values are written too (GeoTIFF patches)
-    lut = None if out.geotiff or sp.sar.is_complex or sp.sar.iq else sp.sar_mapping.lut(sp.sar.dtype)
-    if lut is not None:
-        sar_data, sar_valid = sp.sar.read(block, boundless=True, native=True)
-        sar_u8 = sp.sar_mapping.apply_lut(sar_data, sar_valid, lut)
-    else:
-        sar_data, sar_valid = sp.sar.read(block, boundless=True)
-        sar_u8 = sp.sar_mapping.apply(sar_data, sar_valid)
-    fast_opt = None
-    if not out.geotiff and sp.opt_mapping.kind == "none":
-        fast_opt = warp_optical_u8(sp.opt, rp.registration.transform, block)
-    if fast_opt is not None:
-        opt_u8, opt_valid = fast_opt
-        opt_data = None
-    else:
-        opt_data, opt_valid = warp_optical(sp.opt, rp.registration.transform, block)
-        opt_u8 = sp.opt_mapping.apply(opt_data, opt_valid)
-    if opt_u8.ndim == 3 and opt_u8.shape[2] == 1:
-        opt_u8 = opt_u8[:, :, 0]
-    valid = sar_valid & opt_valid
+    arrays = read_block(plan, unit, block, float_values=out.geotiff)
+    sar_u8, opt_u8, valid = arrays.sar_u8, arrays.opt_u8, arrays.valid
     context = _seam_context(sar_u8, opt_u8, valid, cfg.patch_size, qcfg)
 
     records: list[dict[str, Any]] = []
@@ -243,10 +224,10 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
                 sp,
                 pid,
                 w,
-                sar_data[:, rs, cs],
-                sar_valid[rs, cs],
-                opt_data[:, rs, cs],
-                opt_valid[rs, cs],
+                arrays.sar_data[:, rs, cs],
+                arrays.sar_valid[rs, cs],
+                arrays.opt_data[:, rs, cs],
+                arrays.opt_valid[rs, cs],
             )
         records.append(rec)
 
@@ -259,6 +240,91 @@ def run_unit(plan: BuildPlan, unit: Unit, layout: Layout, qcfg: Any) -> UnitResu
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(record, separators=(",", ":")))
     return UnitResult(unit.uid, len(records), n_kept)
+
+
+@dataclass(frozen=True)
+class BlockArrays:
+    """A SAR block and the optical warped onto it, in 8 bits (and as values when asked for).
+
+    Attributes:
+        sar_u8: ``(h, w)`` uint8 SAR after the scene's 8-bit mapping.
+        opt_u8: ``(h, w, 3)`` or ``(h, w)`` uint8 optical on the SAR grid after its 8-bit mapping.
+        valid: ``(h, w)`` bool, True where both are valid.
+        sar_valid: ``(h, w)`` bool SAR validity.
+        opt_valid: ``(h, w)`` bool warped optical validity.
+        sar_data: ``(bands, h, w)`` float32 SAR values (``float_values=True`` only, else ``None``).
+        opt_data: ``(bands, h, w)`` float32 warped optical values (``float_values=True`` only, else ``None``).
+    """
+
+    sar_u8: np.ndarray
+    opt_u8: np.ndarray
+    valid: np.ndarray
+    sar_valid: np.ndarray
+    opt_valid: np.ndarray
+    sar_data: np.ndarray | None = None
+    opt_data: np.ndarray | None = None
+
+
+def read_block(plan: BuildPlan, unit: Unit, block: Window, *, float_values: bool = False) -> BlockArrays:
+    """Read a SAR block of a unit's scene and warp the optical onto it through the unit's registration.
+
+    Args:
+        plan: the build plan.
+        unit: a unit of the plan (its scene pair and sub-region's registration are used).
+        block: the SAR pixel window to read (any window: outside the scene reads as invalid).
+        float_values: also return the float32 values (a build writing GeoTIFF patches); otherwise the 8-bit
+            fast paths run (no float copies).
+
+    Returns:
+        The :class:`BlockArrays`.
+
+    Convention:
+        ``block`` is a SAR pixel window (x = column, y = row, 0-based); the optical is resampled bilinearly onto
+        it through the region's transform (``inverse``: SAR -> optical).
+    """
+    from saropt.registration.warp import warp_optical, warp_optical_u8
+
+    sp, rp = plan.region_of(unit)
+    lut = None if float_values or sp.sar.is_complex or sp.sar.iq else sp.sar_mapping.lut(sp.sar.dtype)
+    if lut is not None:
+        sar_data, sar_valid = sp.sar.read(block, boundless=True, native=True)
+        sar_u8 = sp.sar_mapping.apply_lut(sar_data, sar_valid, lut)
+        sar_data = None
+    else:
+        sar_data, sar_valid = sp.sar.read(block, boundless=True)
+        sar_u8 = sp.sar_mapping.apply(sar_data, sar_valid)
+    fast_opt = None
+    if not float_values and sp.opt_mapping.kind == "none":
+        fast_opt = warp_optical_u8(sp.opt, rp.registration.transform, block)
+    if fast_opt is not None:
+        opt_u8, opt_valid = fast_opt
+        opt_data = None
+    else:
+        opt_data, opt_valid = warp_optical(sp.opt, rp.registration.transform, block)
+        opt_u8 = sp.opt_mapping.apply(opt_data, opt_valid)
+    if opt_u8.ndim == 3 and opt_u8.shape[2] == 1:
+        opt_u8 = opt_u8[:, :, 0]
+    return BlockArrays(sar_u8, opt_u8, sar_valid & opt_valid, sar_valid, opt_valid, sar_data, opt_data)
+
+
+def read_scene(plan: BuildPlan, index: int) -> BlockArrays:
+    """The whole SAR scene of scene pair ``index`` and its optical warped onto it, as a build reads them.
+
+    The optical is warped through the registration of the pair's first sub-region (the whole scene's when it
+    has none). Meant for evaluating filters on whole scenes (``saropt.quality.seam_trials``), not for large
+    scenes: it holds the whole scene in memory.
+
+    Raises:
+        InputError: when the plan has no units for that pair.
+    """
+    from saropt.errors import InputError
+    from saropt.io.windows import Window
+
+    for unit in plan.units:
+        sp, _ = plan.region_of(unit)
+        if sp.index == index:
+            return read_block(plan, unit, Window(0, 0, sp.sar.width, sp.sar.height))
+    raise InputError(f"the build plan has no patches for scene pair {index}")
 
 
 def _context_block(core: Window, sp: Any, patch: int, qcfg: Any) -> Window:

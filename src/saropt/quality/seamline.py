@@ -30,8 +30,9 @@ The detector works on 16 px block means (for a 256 px patch), so speckle and fin
 Measured (defaults): synthetic +40 grey-level seams on textured field scenes with speckled single-look SAR
 scored a median of 29-32 and exceeded 25 in 67-97% of patches (more texture, fewer), +60 seams in 100%; the
 same scenes without a seam, with a road or with a field boundary seen by both modalities exceeded 25 in 0%,
-0% and 10%. On 656 real 256 px Sentinel-1/Sentinel-2 patches (Los Angeles, no mosaicking) 6% exceeded 25
-and 3% exceeded 30: coasts, airports and mountain shading, real optical boundaries that the SAR shows weakly.
+0% and 10%. On 656 real 256 px Sentinel-1/Sentinel-2 patches (Los Angeles, no mosaicking), each judged alone,
+6% exceeded 25 and 3% exceeded 30: coasts, airports and mountain shading, real optical boundaries that the SAR
+shows weakly.
 Cities have such boundaries too: on CFOG's urban pair (about 1 m, 530 px, registered by its check points, no
 mosaicking known) 23 of 81 256 px patches at stride 32 exceeded 25 (12 of 169 at 128 px), 21 of them on one
 arterial road at 15 degrees that separates bright flat roofs from tree-covered houses; the scene is too small
@@ -49,6 +50,25 @@ a +26..33 grey-level seamline, fields differing by up to 100): patches more than
 Without context that 52% was chance (the same rate as far away: the detected angle was mostly a field
 boundary's); a seam that weak among fields that strong is beyond this detector, while +60 seams on the tests'
 textured fields are still found in at least 7 of 8 areas.
+
+On real scenes with seams injected into their registered optical (:mod:`saropt.quality.seam_trials`: a
+brightness or colour step of +-40 or +-60 grey levels along a random line through the whole scene;
+``benchmarks/seamline_real.py``), 256 px patches at stride 64, judged as a build judges them:
+
+=====================================  =======  ============  ==============  ==============  =========
+scenes                                 patches  false alarm   detected +-40   detected +-60   ROC area
+=====================================  =======  ============  ==============  ==============  =========
+GaoFen-3 + Maxar, Omaha, 1 m               166  0.6% (16%)    22% (62%)       78% (96%)       0.95/0.98
+41 Sentinel-1/2 scenes, 10 m              6929  0.3% (7.5%)   38% (71%)       85% (96%)       0.96/0.99
+CFOG urban (25) / rural (36), ~1 m          61  32% / 3%      53% / 0%        53% / 11%       0.59-0.76
+=====================================  =======  ============  ==============  ==============  =========
+
+Rates at ``seamline_max`` 25 with context (in brackets: each patch judged alone); the ROC area is for +-40 /
++-60. ``seamline_max`` 20 raises the detection of +-40 seams to 53% (Omaha) and 62% (Sentinel) for 1.8% and
+0.9% false alarms; 15 to 73% and 80% for 6.6% and 3.2%. CFOG's two scenes (530-600 px) are too small for the
+context to help and their patches do not separate (ROC area about 0.6): the urban scene's boundaries flag as
+above, and along the rural scene's lines its fields (white beside dark at 1 m) and lake shore outweigh a +-40
+step.
 
 A build reads and warps :func:`context_margin` (346 px for 256 px patches) around each unit for the context.
 Without it the context ended at the unit's edge: on the 8000 px benchmark scene, 2048 px units against one unit
