@@ -153,8 +153,10 @@ def make_config(
     geotiff: bool = False,
     split_method: str | None = None,
     sets: tuple[str, ...] = (),
+    need_out: bool = True,
 ) -> Any:
-    """The :class:`BuildConfig` of a ``saropt build`` command line (file, then flags, then ``--set``)."""
+    """The :class:`BuildConfig` of a ``saropt build`` command line (file, then flags, then ``--set``);
+    ``need_out=False`` for commands that write no dataset (``saropt calibrate``)."""
     from saropt.dataset.config import apply_override, config_from_dict, read_yaml, scenes_from_paths
     from saropt.errors import ConfigError
 
@@ -183,9 +185,7 @@ def make_config(
             else str(Path(tiepoints).absolute())
         )
     if config is None and sar is None:
-        raise ConfigError(
-            "nothing to build: give CONFIG.yaml or --sar SAR --optical OPT (see saropt build --help)"
-        )
+        raise ConfigError("no scenes: give CONFIG.yaml or --sar SAR --optical OPT (see saropt build --help)")
     if aligned:
         if tiepoints is not None:
             raise ConfigError(
@@ -225,7 +225,7 @@ def make_config(
     for item in sets:
         apply_override(raw, item)
     cfg = config_from_dict(raw, base_dir=base_dir)
-    if cfg.out is None:
+    if cfg.out is None and need_out:
         raise ConfigError("no output folder: give --out DIR (or out: in the configuration)")
     return cfg
 

@@ -24,6 +24,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("saropt.cli.inspect", "inspect", "Summarise a dataset built by saropt."),
     "demo": ("saropt.cli.demo", "demo", "Build a dataset from a synthetic scene pair with known truth."),
     "register": ("saropt.cli.register", "register", "Register an optical image onto a SAR image."),
+    "calibrate": (
+        "saropt.cli.calibrate",
+        "calibrate",
+        "Measure the seamline filter on your scenes (false alarms, injected seams).",
+    ),
     "data": ("saropt.cli.data", "data", "Validate and describe SAR-optical datasets."),
     "match": ("saropt.cli.match", "match", "Train and evaluate SAR-optical matching models."),
     "detect": ("saropt.cli.detect", "detect", "Train, evaluate and run SAR ship detectors."),
@@ -53,7 +58,9 @@ class LazyGroup(click.Group):
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_) for name, (mod, _, help_) in _COMMANDS.items() if name in self.list_commands(ctx)]
+        rows = [
+            (name, help_) for name, (mod, _, help_) in _COMMANDS.items() if name in self.list_commands(ctx)
+        ]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -110,7 +117,8 @@ def main(argv: list[str] | None = None) -> Any:
         if debug:
             raise
         click.echo(
-            f"saropt: error: {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)", err=True
+            f"saropt: error: {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)",
+            err=True,
         )
         sys.exit(EXIT_ERROR)
 

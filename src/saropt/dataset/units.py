@@ -307,12 +307,12 @@ def read_block(plan: BuildPlan, unit: Unit, block: Window, *, float_values: bool
     return BlockArrays(sar_u8, opt_u8, sar_valid & opt_valid, sar_valid, opt_valid, sar_data, opt_data)
 
 
-def read_scene(plan: BuildPlan, index: int) -> BlockArrays:
-    """The whole SAR scene of scene pair ``index`` and its optical warped onto it, as a build reads them.
+def read_scene(plan: BuildPlan, index: int, max_side: int | None = None) -> BlockArrays:
+    """The SAR scene of scene pair ``index`` and its optical warped onto it, as a build reads them.
 
     The optical is warped through the registration of the pair's first sub-region (the whole scene's when it
-    has none). Meant for evaluating filters on whole scenes (``saropt.quality.seam_trials``), not for large
-    scenes: it holds the whole scene in memory.
+    has none). Meant for evaluating filters on whole scenes (``saropt.quality.seam_trials``): it holds the
+    scene in memory, so ``max_side`` limits it to its central ``max_side x max_side`` window.
 
     Raises:
         InputError: when the plan has no units for that pair.
@@ -323,7 +323,9 @@ def read_scene(plan: BuildPlan, index: int) -> BlockArrays:
     for unit in plan.units:
         sp, _ = plan.region_of(unit)
         if sp.index == index:
-            return read_block(plan, unit, Window(0, 0, sp.sar.width, sp.sar.height))
+            w, h = sp.sar.width, sp.sar.height
+            cw, ch = (w, h) if max_side is None else (min(w, max_side), min(h, max_side))
+            return read_block(plan, unit, Window((w - cw) // 2, (h - ch) // 2, cw, ch))
     raise InputError(f"the build plan has no patches for scene pair {index}")
 
 

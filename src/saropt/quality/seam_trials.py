@@ -6,7 +6,8 @@ is (its real roads, coasts, field and land-use boundaries), and the detection of
 image (:func:`add_seam`: a constant brightness or colour offset on one side of a straight line through the whole
 scene, the signature of two acquisitions joined). The real texture on both sides is what makes a seam hard to
 see, and it is all there. :func:`seam_trials` does both for one scene, scoring patches as a build does (the
-whole scene is the seamline context); ``benchmarks/seamline_real.py`` runs it on every real scene available.
+whole scene is the seamline context); ``benchmarks/seamline_real.py`` runs it on every real scene available, and
+``saropt calibrate`` (:mod:`saropt.dataset.calibrate`) on a build's own scenes.
 
 Convention:
     Arrays share the SAR scene's pixel grid (x = column, y = row, 0-based, pixel centres at integers). A line's
