@@ -401,6 +401,9 @@ class TestSeamTrials:
         pooled.extend(r)
         pooled.extend(r)
         assert pooled.clean.size == 50 and pooled.auc(60.0) == pytest.approx(r.auc(60.0))
+        # offsets are magnitudes (the sign is drawn per trial): -60 gives the same trials as 60
+        neg = seam_trials(sar, opt, None, stride=128, offsets=(-60.0,), trials=3, seed=0)
+        assert list(neg.seam) == [60.0] and np.array_equal(neg.seam[60.0], r.seam[60.0], equal_nan=True)
         with pytest.raises(InputError, match="smaller than one"):
             seam_trials(sar[:100], opt[:100], None)
         with pytest.raises(InputError, match="same grid"):

@@ -39,8 +39,8 @@ def calibrate(
         A JSON-ready dict: ``patch_size``, ``stride``, ``offsets``, ``trials``, ``scenes`` (scene ids),
         ``clean_patches``, ``seam_patches`` (offset -> count), ``thresholds``: one entry per threshold of
         :data:`THRESHOLDS` with ``false_alarm`` and ``detection`` (offset -> rate), ``roc_auc`` (offset ->
-        area) and ``suggested``: the smallest threshold whose false-alarm rate is at most 1% (``None`` when
-        none is).
+        area), and ``suggested``: the smallest threshold whose false-alarm rate is at most 1% (``None`` when
+        none is). Rates and areas are ``None`` where no patch was crossed by a seam.
 
     Raises:
         InputError: a scene smaller than one patch, or no patch with enough valid data.
@@ -72,7 +72,7 @@ def calibrate(
         {
             "seamline_max": t,
             "false_alarm": pooled.false_alarm(t),
-            "detection": {f"{o:g}": pooled.detection(o, t) for o in offs},
+            "detection": {f"{o:g}": _num(pooled.detection(o, t)) for o in offs},
         }
         for t in THRESHOLDS
     ]
@@ -86,9 +86,17 @@ def calibrate(
         "clean_patches": int(np.isfinite(pooled.clean).sum()),
         "seam_patches": {f"{o:g}": int(np.isfinite(pooled.seam.get(o, np.zeros(0))).sum()) for o in offs},
         "thresholds": table,
-        "roc_auc": {f"{o:g}": pooled.auc(o) for o in offs},
+        "roc_auc": {f"{o:g}": _num(pooled.auc(o)) for o in offs},
         "suggested": min(ok) if ok else None,
     }
+
+
+def _num(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _pct(x: float | None, width: int) -> str:
+    return f"{x:>{width}.1%}" if x is not None else f"{'-':>{width}}"
 
 
 def format_calibration(res: dict[str, Any]) -> str:
@@ -101,10 +109,13 @@ def format_calibration(res: dict[str, Any]) -> str:
         "seamline_max  false alarms  " + "  ".join(f"{'detected +-' + o:>14}" for o in offs),
     ]
     for row in res["thresholds"]:
-        det = "  ".join(f"{row['detection'][o]:>14.1%}" for o in offs)
+        det = "  ".join(_pct(row["detection"][o], 14) for o in offs)
         mark = "  (default)" if row["seamline_max"] == 25.0 else ""
         lines.append(f"{row['seamline_max']:>12g}  {row['false_alarm']:>12.1%}  {det}{mark}")
-    lines.append("ROC area: " + ", ".join(f"+-{o}: {res['roc_auc'][o]:.3f}" for o in offs))
+    auc = res["roc_auc"]
+    lines.append(
+        "ROC area: " + ", ".join(f"+-{o}: " + ("-" if auc[o] is None else f"{auc[o]:.3f}") for o in offs)
+    )
     lines.append("patches crossed by a seam: " + ", ".join(f"+-{o}: {res['seam_patches'][o]}" for o in offs))
     if res["suggested"] is None:
         lines.append("no threshold keeps false alarms at or below 1%: raise quality.seamline_max")

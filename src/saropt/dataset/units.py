@@ -289,7 +289,6 @@ def read_block(plan: BuildPlan, unit: Unit, block: Window, *, float_values: bool
     if lut is not None:
         sar_data, sar_valid = sp.sar.read(block, boundless=True, native=True)
         sar_u8 = sp.sar_mapping.apply_lut(sar_data, sar_valid, lut)
-        sar_data = None
     else:
         sar_data, sar_valid = sp.sar.read(block, boundless=True)
         sar_u8 = sp.sar_mapping.apply(sar_data, sar_valid)
@@ -304,7 +303,8 @@ def read_block(plan: BuildPlan, unit: Unit, block: Window, *, float_values: bool
         opt_u8 = sp.opt_mapping.apply(opt_data, opt_valid)
     if opt_u8.ndim == 3 and opt_u8.shape[2] == 1:
         opt_u8 = opt_u8[:, :, 0]
-    return BlockArrays(sar_u8, opt_u8, sar_valid & opt_valid, sar_valid, opt_valid, sar_data, opt_data)
+    values = (sar_data, opt_data) if float_values else (None, None)
+    return BlockArrays(sar_u8, opt_u8, sar_valid & opt_valid, sar_valid, opt_valid, *values)
 
 
 def read_scene(plan: BuildPlan, index: int, max_side: int | None = None) -> BlockArrays:

@@ -96,13 +96,13 @@ class SeamTrials:
 
     def detection(self, offset: float, threshold: float) -> float:
         """Share of the patches crossed by a seam of ``offset`` grey levels scoring above ``threshold``."""
-        s = self.seam.get(float(offset), np.zeros(0))
+        s = self.seam.get(abs(float(offset)), np.zeros(0))
         s = s[np.isfinite(s)]
         return float(np.mean(s > threshold)) if s.size else float("nan")
 
     def auc(self, offset: float) -> float:
         """ROC area of seam patches (``offset``) against clean ones."""
-        return roc_auc(self.seam.get(float(offset), np.zeros(0)), self.clean)
+        return roc_auc(self.seam.get(abs(float(offset)), np.zeros(0)), self.clean)
 
     def extend(self, other: SeamTrials) -> None:
         """Pool another scene's trials into these."""
@@ -142,7 +142,7 @@ def seam_trials(
         valid: ``(H, W)`` bool validity of both; ``None`` = all valid.
         patch: patch side in pixels.
         stride: patch stride (default ``patch // 4``).
-        offsets: seam magnitudes in grey levels.
+        offsets: seam magnitudes in grey levels (the sign is drawn per trial).
         trials: seams per offset.
         seed: random seed of the lines.
         context: judge patches with the whole scene as seamline context, as a build does; ``False`` judges
@@ -197,7 +197,7 @@ def seam_trials(
             (x, y) for x, y in grid if abs((x + c - x0) * np.sin(t) + (y + c - y0) * np.cos(t)) <= patch / 8
         ]
         for off in offsets:
-            seamed = add_seam(opt, (x0, y0), angle, sign * abs(off), channel)
-            s = score(seamed, crossed)
-            result.seam[float(off)] = np.concatenate([result.seam.get(float(off), np.zeros(0)), s])
+            mag = abs(float(off))
+            s = score(add_seam(opt, (x0, y0), angle, sign * mag, channel), crossed)
+            result.seam[mag] = np.concatenate([result.seam.get(mag, np.zeros(0)), s])
     return result
