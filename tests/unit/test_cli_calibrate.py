@@ -53,6 +53,23 @@ def test_json_table(pair) -> None:
         assert ok["false_alarm"] <= 0.01
 
 
+def test_examples_and_png(pair, tmp_path: Path) -> None:
+    from saropt.io.images import read_image
+
+    png = tmp_path / "examples.png"
+    code, out = run(_args(pair, "--trials", "1", "--png", str(png), "--json"))
+    assert code == 0, out
+    res = json.loads(out)
+    ex = res["examples"]
+    assert 0 < len(ex) <= 12 and res["png"] == str(png)
+    assert [e["score"] for e in ex] == sorted((e["score"] for e in ex), reverse=True)
+    # the strongest clean patch's score is the false-alarm table's: flagged at every threshold below it
+    flagged_15 = res["thresholds"][0]["false_alarm"] * res["clean_patches"]
+    assert sum(e["score"] > 15 for e in ex) == min(len(ex), round(flagged_15))
+    img = read_image(png)
+    assert img.ndim == 3 and img.shape[2] == 3 and img.shape[0] > 128
+
+
 def test_text_output_and_same_figures_as_json(pair) -> None:
     code, text = run(_args(pair, "--trials", "1"))
     assert code == 0, text
@@ -76,5 +93,7 @@ def test_bad_input_one_line(pair, extra: list[str], message: str) -> None:
 
 
 def test_no_scenes(tmp_path: Path) -> None:
-    code, out = run(["calibrate", "--sar", str(tmp_path / "missing.tif"), "--optical", str(tmp_path / "x.tif")])
+    code, out = run(
+        ["calibrate", "--sar", str(tmp_path / "missing.tif"), "--optical", str(tmp_path / "x.tif")]
+    )
     assert code != 0 and "Traceback" not in out and len(out.strip().splitlines()) == 1, out

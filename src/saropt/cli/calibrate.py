@@ -19,8 +19,9 @@ build would (8-bit mapping, registration, the scene as the seamline context) as 
 straight brightness or colour step (--offsets, grey levels) added to the registered optical along random lines
 (--trials per scene and offset). It prints, for several values of quality.seamline_max, the share of clean
 patches flagged (false alarms: mostly real boundaries the SAR does not show) and of patches crossed by a seam
-that are flagged, and the smallest threshold that keeps false alarms at or below 1%. Large scenes are read in
-their central --max-side window. Nothing is written.
+that are flagged, and the smallest threshold that keeps false alarms at or below 1%. The "clean" patches are
+your scenes as given: if they hold real seamlines, some false alarms are real; --png draws the highest-scoring
+ones. Large scenes are read in their central --max-side window. Nothing else is written.
 """
 
 
@@ -29,6 +30,10 @@ their central --max-side window. Nothing is written.
 @click.option("--sar", type=click.Path(path_type=Path), help="SAR image, or a folder of them.")
 @click.option("--optical", type=click.Path(path_type=Path), help="Optical image, or a folder of them.")
 @click.option("--tiepoints", help="Tie points, or gcps / geocoding / identity / auto (as saropt build).")
+@click.option(
+    "--tiepoints-format", type=click.Choice(["csv", "qgis", "checkpoints"]), help="Tie-point file format."
+)
+@click.option("--tiepoints-origin", type=click.IntRange(0, 1), help="Pixel origin of a checkpoints file [0].")
 @click.option("--aligned", is_flag=True, help="The images share one pixel grid: identity registration.")
 @click.option("--patch-size", type=int, help="Patch side in pixels [256].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any configuration key.")
@@ -37,6 +42,11 @@ their central --max-side window. Nothing is written.
 @click.option("--stride", type=click.IntRange(1), help="Patch stride [a quarter of the patch size].")
 @click.option("--max-side", type=click.IntRange(64), default=4096, show_default=True, help="Window read.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random lines.")
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw the highest-scoring clean patches here (real seams, or boundaries the SAR does not show?).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def calibrate(
@@ -45,6 +55,8 @@ def calibrate(
     sar: Path | None,
     optical: Path | None,
     tiepoints: str | None,
+    tiepoints_format: str | None,
+    tiepoints_origin: int | None,
     aligned: bool,
     patch_size: int | None,
     sets: tuple[str, ...],
@@ -53,6 +65,7 @@ def calibrate(
     stride: int | None,
     max_side: int,
     seed: int,
+    png: Path | None,
     as_json: bool,
 ) -> None:
     from saropt.cli.build import make_config
@@ -72,6 +85,8 @@ def calibrate(
         sar=sar,
         optical=optical,
         tiepoints=tiepoints,
+        tiepoints_format=tiepoints_format,
+        tiepoints_origin=tiepoints_origin,
         aligned=aligned,
         patch_size=patch_size,
         sets=sets,
@@ -91,7 +106,14 @@ def calibrate(
 
     try:
         res = run(
-            plan, offsets=offs, trials=trials, stride=stride, max_side=max_side, seed=seed, progress=progress
+            plan,
+            offsets=offs,
+            trials=trials,
+            stride=stride,
+            max_side=max_side,
+            seed=seed,
+            png=png,
+            progress=progress,
         )
     finally:
         if bar is not None:

@@ -6,6 +6,7 @@ it, and tabulates false alarms and injected-seam detection per ``quality.seamlin
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ def calibrate(
     stride: int | None = None,
     max_side: int = 4096,
     seed: int = 0,
+    examples: int = 12,
+    png: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Seam trials on every scene pair of a build plan, pooled: what ``saropt calibrate`` prints.
@@ -35,12 +38,18 @@ def calibrate(
     Each scene pair is read as a build reads it (its central ``max_side`` px window; the registration of its
     first sub-region), and :func:`seam_trials` runs on it with the plan's patch size.
 
+    The "clean" patches are the scenes as given: where a scene holds real seamlines, some of its false alarms
+    are real detections. ``examples`` lists the highest-scoring clean patches, and ``png`` draws them (SAR,
+    optical, checkerboard) so that you can tell which they are.
+
     Returns:
         A JSON-ready dict: ``patch_size``, ``stride``, ``offsets``, ``trials``, ``scenes`` (scene ids),
         ``clean_patches``, ``seam_patches`` (offset -> count), ``thresholds``: one entry per threshold of
         :data:`THRESHOLDS` with ``false_alarm`` and ``detection`` (offset -> rate), ``roc_auc`` (offset ->
-        area), and ``suggested``: the smallest threshold whose false-alarm rate is at most 1% (``None`` when
-        none is). Rates and areas are ``None`` where no patch was crossed by a seam.
+        area), ``suggested``: the smallest threshold whose false-alarm rate is at most 1% (``None`` when
+        none is), and ``examples``: the highest-scoring clean patches (``scene``, ``x``, ``y`` of the top-left
+        pixel in the scene's read window, ``score``, ``angle``), plus ``png`` when one was written. Rates and
+        areas are ``None`` where no patch was crossed by a seam.
 
     Raises:
         InputError: a scene smaller than one patch, or no patch with enough valid data.
@@ -49,8 +58,10 @@ def calibrate(
     stride = stride or patch // 4
     pooled = SeamTrials()
     ids = [sp.spec.id for sp in plan.scenes]
+    top: list[tuple[float, str, int, int, float, np.ndarray, np.ndarray]] = []
     for i in range(len(ids)):
         a = read_scene(plan, i, max_side)
+        n_before = pooled.clean.size
         pooled.extend(
             seam_trials(
                 a.sar_u8,
@@ -63,6 +74,15 @@ def calibrate(
                 seed=seed + i,
             )
         )
+        # this scene's strongest clean patches, cut now while its arrays are at hand
+        sc = np.nan_to_num(pooled.clean[n_before:], nan=-1.0)
+        for k in np.argsort(-sc, kind="stable")[:examples]:
+            if sc[k] > 0:
+                x, y = (int(v) for v in pooled.clean_xy[n_before + k])
+                sl = (slice(y, y + patch), slice(x, x + patch))
+                angle = float(pooled.clean_angle[n_before + k])
+                top.append((float(sc[k]), ids[i], x, y, angle, a.sar_u8[sl].copy(), a.opt_u8[sl].copy()))
+        top = sorted(top, key=lambda e: -e[0])[:examples]
         if progress:
             progress(i + 1, len(ids))
     if not np.isfinite(pooled.clean).any():
@@ -77,7 +97,7 @@ def calibrate(
         for t in THRESHOLDS
     ]
     ok = [row["seamline_max"] for row in table if row["false_alarm"] <= 0.01]
-    return {
+    res: dict[str, Any] = {
         "patch_size": patch,
         "stride": stride,
         "offsets": offs,
@@ -88,7 +108,21 @@ def calibrate(
         "thresholds": table,
         "roc_auc": {f"{o:g}": _num(pooled.auc(o)) for o in offs},
         "suggested": min(ok) if ok else None,
+        "examples": [
+            {"scene": sid, "x": x, "y": y, "score": round(sc_, 2), "angle": _num(ang)}
+            for sc_, sid, x, y, ang, _, _ in top
+        ],
     }
+    if png is not None and top:
+        from saropt.viz.overview import patch_mosaic, save_png
+
+        labels = [
+            f"{sc_:.1f}" + (f" @ {ang:.0f} deg" if np.isfinite(ang) else "") + f", ({x},{y}) of {sid}"
+            for sc_, sid, x, y, ang, _, _ in top
+        ]
+        save_png(png, patch_mosaic([(s_, o_) for *_, s_, o_ in top], labels, ncols=3))
+        res["png"] = str(png)
+    return res
 
 
 def _num(x: float) -> float | None:
@@ -117,6 +151,13 @@ def format_calibration(res: dict[str, Any]) -> str:
         "ROC area: " + ", ".join(f"+-{o}: " + ("-" if auc[o] is None else f"{auc[o]:.3f}") for o in offs)
     )
     lines.append("patches crossed by a seam: " + ", ".join(f"+-{o}: {res['seam_patches'][o]}" for o in offs))
+    if res["examples"]:
+        best = res["examples"][0]
+        where = f"; pictured in {res['png']}" if res.get("png") else " (--png draws them)"
+        lines.append(
+            f"highest-scoring clean patch: {best['scene']} at ({best['x']}, {best['y']}), {best['score']:.1f}"
+            f"{where}: a real seam or a boundary the SAR does not show?"
+        )
     if res["suggested"] is None:
         lines.append("no threshold keeps false alarms at or below 1%: raise quality.seamline_max")
     else:

@@ -84,10 +84,14 @@ class SeamTrials:
     Attributes:
         clean: scores of every patch of the scenes as they are (NaN: too little valid data to judge).
         seam: per offset magnitude, the scores of the patches an injected seam crosses near their centre.
+        clean_xy: ``(N, 2)`` top-left pixel ``(x, y)`` of each clean patch in its scene.
+        clean_angle: direction of each clean patch's strongest line (degrees, NaN when its score is 0).
     """
 
     clean: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seam: dict[float, np.ndarray] = field(default_factory=dict)
+    clean_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    clean_angle: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def false_alarm(self, threshold: float) -> float:
         """Share of the clean patches scoring above ``threshold`` (flagged by ``seamline_max = threshold``)."""
@@ -107,6 +111,8 @@ class SeamTrials:
     def extend(self, other: SeamTrials) -> None:
         """Pool another scene's trials into these."""
         self.clean = np.concatenate([self.clean, other.clean])
+        self.clean_xy = np.concatenate([self.clean_xy, other.clean_xy])
+        self.clean_angle = np.concatenate([self.clean_angle, other.clean_angle])
         for k, v in other.seam.items():
             self.seam[k] = np.concatenate([self.seam.get(k, np.zeros(0)), v])
 
@@ -180,11 +186,14 @@ def seam_trials(
             out.append(
                 seamline_score(
                     pair.sar_blocks, pair.opt_blocks, pair.sar_noise, ctx.at((x, y)) if ctx else None
-                )[0]
+                )
             )
-        return np.asarray(out, float)
+        return np.asarray(out, float).reshape(-1, 2)  # (score, angle)
 
-    result = SeamTrials(clean=score(opt, grid))
+    clean = score(opt, grid)
+    result = SeamTrials(
+        clean=clean[:, 0], clean_xy=np.asarray(grid, np.int64).reshape(-1, 2), clean_angle=clean[:, 1]
+    )
     rng = np.random.default_rng(seed)
     c = (patch - 1) / 2.0
     for _ in range(trials):
@@ -198,6 +207,6 @@ def seam_trials(
         ]
         for off in offsets:
             mag = abs(float(off))
-            s = score(add_seam(opt, (x0, y0), angle, sign * mag, channel), crossed)
+            s = score(add_seam(opt, (x0, y0), angle, sign * mag, channel), crossed)[:, 0]
             result.seam[mag] = np.concatenate([result.seam.get(mag, np.zeros(0)), s])
     return result
