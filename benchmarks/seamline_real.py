@@ -36,12 +36,12 @@ def _scene_arrays(scenes: list[dict], patch: int) -> list[tuple[str, np.ndarray,
     """Whole SAR scenes and their registered optical, as a build reads them (one entry per scene pair)."""
     from saropt.dataset.config import config_from_dict
     from saropt.dataset.plan import resolve_plan
-    from saropt.dataset.units import read_scene
+    from saropt.dataset.units import read_region
 
     plan = resolve_plan(config_from_dict({"scenes": scenes, "patch_size": patch, "stride": patch}))
     out = []
     for i, spec in enumerate(scenes):
-        a = read_scene(plan, i)
+        _, a = read_region(plan, i)
         out.append((spec["id"], a.sar_u8, a.opt_u8, a.valid))
     return out
 

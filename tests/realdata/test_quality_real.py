@@ -89,15 +89,16 @@ def test_seamline_on_real_scenes_with_injected_seams(shared_data: Path) -> None:
     """False alarms on real scenes as they are, detection of seams added to their optical (seam_trials).
 
     Measured (benchmarks/seamline_real.py, 3 seams per scene and offset): at the default seamline_max of 25,
-    Omaha flags 0.6% of its clean patches and 22% / 78% of those crossed by +-40 / +-60 seams (ROC area 0.95 /
-    0.98); the 41 Sentinel-1/2 scenes 0.3% and 38% / 85% (0.96 / 0.99). Judged alone, without the scene as
-    context, Omaha's patches are flagged 16% of the time. Here: Omaha and 8 Sentinel scenes, 2 seams each.
+    Omaha (its optical footprint) flags 2.2% of its clean patches and 10% / 74% of those crossed by +-40 / +-60
+    seams (ROC area 0.92 / 0.98); the 41 Sentinel-1/2 scenes 0.3% and 38% / 85% (0.96 / 0.99). Judged alone,
+    without the scene as context, Omaha's patches are flagged 15% of the time. Here: Omaha with 3 seams per
+    offset and 8 Sentinel scenes with 2.
     """
     import glob
 
     from saropt.dataset.config import config_from_dict
     from saropt.dataset.plan import resolve_plan
-    from saropt.dataset.units import read_scene
+    from saropt.dataset.units import read_region
     from saropt.quality.seam_trials import SeamTrials, seam_trials
 
     omaha = shared_data / "scenes" / "omaha-gf3-worldview"
@@ -118,23 +119,26 @@ def test_seamline_on_real_scenes_with_injected_seams(shared_data: Path) -> None:
             for n in names
         ],
     }
+    # measured: omaha 180 clean / 42 crossed patches, FA 0.022, detected 0.10 / 0.74, AUC 0.92 / 0.98;
+    # s1s2 392 / 62, FA 0.005, detected 0.27 / 0.82, AUC 0.94 / 0.98
+    bounds = {"omaha": (3, 64, 0.05), "s1s2": (2, 128, 0.02)}  # trials, stride, most false alarms
     for group, scenes in groups.items():
+        trials, stride, max_fa = bounds[group]
         plan = resolve_plan(config_from_dict({"scenes": scenes, "patch_size": P, "stride": P}))
         r, alone = SeamTrials(), SeamTrials()
         for i in range(len(scenes)):
-            a = read_scene(plan, i)
-            stride = 64 if group == "omaha" else 128
+            _, a = read_region(plan, i)
             r.extend(
-                seam_trials(a.sar_u8, a.opt_u8, a.valid, stride=stride, offsets=(40, 60), trials=2, seed=i)
+                seam_trials(
+                    a.sar_u8, a.opt_u8, a.valid, stride=stride, offsets=(40, 60), trials=trials, seed=i
+                )
             )
             if group == "omaha":
                 alone.extend(seam_trials(a.sar_u8, a.opt_u8, a.valid, stride=64, trials=0, context=False))
-        # measured: omaha 166 clean / 32 crossed patches, FA 0.006, detected 0.31 / 0.72, AUC 0.95 / 0.98;
-        # s1s2 392 / 62, FA 0.005, detected 0.27 / 0.82, AUC 0.94 / 0.98
-        assert r.clean.size >= 150 and r.seam[40.0].size >= 30, (group, r.clean.size, r.seam[40.0].size)
-        assert r.false_alarm(25.0) <= 0.03, (group, r.false_alarm(25.0))
+        assert r.clean.size >= 150 and r.seam[40.0].size >= 35, (group, r.clean.size, r.seam[40.0].size)
+        assert r.false_alarm(25.0) <= max_fa, (group, r.false_alarm(25.0))
         assert r.auc(40.0) >= 0.88 and r.auc(60.0) >= 0.93, (group, r.auc(40.0), r.auc(60.0))
         assert r.detection(60.0, 25.0) >= 0.55 and r.detection(40.0, 25.0) <= r.detection(60.0, 25.0)
         if group == "omaha":
-            # the context is what keeps the false alarms down on real 1 m imagery (0.157 judged alone)
+            # the context is what keeps the false alarms down on real 1 m imagery (0.15 judged alone)
             assert alone.false_alarm(25.0) >= 0.08, alone.false_alarm(25.0)

@@ -125,27 +125,32 @@ def test_patch_pngs_match_the_scene(built, pair) -> None:
     assert _resolved(built.root)["unit_size"] == 256
 
 
-def test_read_scene_gives_the_arrays_patches_are_cut_from(built, pair) -> None:
-    """``read_scene`` (whole-scene evaluation, e.g. benchmarks/seamline_real.py) reads what a build cuts: the
-    same SAR, and the same optical up to the warp's rounding."""
+def test_read_region_gives_the_arrays_patches_are_cut_from(built, pair) -> None:
+    """``read_region`` (whole-scene evaluation, e.g. saropt calibrate) reads what a build cuts: the same SAR,
+    and the same optical up to the warp's rounding, over the region's footprint."""
     from saropt.dataset.plan import resolve_plan
-    from saropt.dataset.units import read_scene
+    from saropt.dataset.units import read_region
     from saropt.errors import InputError
     from saropt.io.images import read_image
 
     plan = resolve_plan(_cfg(pair))
-    a = read_scene(plan, 0)
-    assert a.sar_u8.shape == (SIZE, SIZE) and a.opt_u8.shape == (SIZE, SIZE, 3) and a.sar_data is None
-    assert 0.3 < a.valid.mean() < 1.0  # the warped optical leaves part of the SAR grid uncovered
+    win, a = read_region(plan, 0)
+    assert win == plan.scenes[0].regions[0].footprint and a.sar_data is None
+    assert a.sar_u8.shape == (win.height, win.width) and a.opt_u8.shape == (win.height, win.width, 3)
+    assert 0.5 < a.valid.mean() < 1.0  # the footprint is the optical's bounding box: its corners stay empty
     df = read_index(built.root)
     for r in df[df["keep"]].iloc[:5].itertuples():
-        rows, cols = slice(r.row_off, r.row_off + r.height), slice(r.col_off, r.col_off + r.width)
+        y, x = r.row_off - win.row_off, r.col_off - win.col_off
+        rows, cols = slice(y, y + r.height), slice(x, x + r.width)
         assert np.array_equal(read_image(built.root / r.sar_path), a.sar_u8[rows, cols])
         diff = read_image(built.root / r.opt_path).astype(int) - a.opt_u8[rows, cols]
         # OpenCV's fixed-point warp rounds a few pixels differently from another block origin: one grey level
         assert np.abs(diff).max() <= 1 and np.mean(diff != 0) < 1e-3
-    with pytest.raises(InputError, match="no patches for scene pair 3"):
-        read_scene(plan, 3)
+    small, b = read_region(plan, 0, max_side=100)
+    assert (small.width, small.height) == (100, 100) and b.sar_u8.shape == (100, 100)
+    assert abs(small.col_off + 50 - (win.col_off + win.width / 2)) <= 1  # the central part
+    with pytest.raises(InputError, match="no patches in region 0 of scene pair 3"):
+        read_region(plan, 3)
 
 
 def _resolved(root: Path) -> dict:

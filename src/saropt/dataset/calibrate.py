@@ -1,6 +1,6 @@
 """Calibrate the seamline filter on a build's own scenes: ``saropt calibrate``.
 
-Runs :func:`saropt.quality.seam_trials.seam_trials` on every scene pair of a build plan, read as a build reads
+Runs :func:`saropt.quality.seam_trials.seam_trials` on every sub-region of a build plan, read as a build reads
 it, and tabulates false alarms and injected-seam detection per ``quality.seamline_max``.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from saropt.dataset.plan import BuildPlan
-from saropt.dataset.units import read_scene
+from saropt.dataset.units import read_region
 from saropt.errors import InputError
 from saropt.quality.seam_trials import SeamTrials, seam_trials
 
@@ -35,20 +35,21 @@ def calibrate(
 ) -> dict[str, Any]:
     """Seam trials on every scene pair of a build plan, pooled: what ``saropt calibrate`` prints.
 
-    Each scene pair is read as a build reads it (its central ``max_side`` px window; the registration of its
-    first sub-region), and :func:`seam_trials` runs on it with the plan's patch size.
+    Each sub-region of each scene pair is read as a build reads it (its overlap with the optical image, the
+    central ``max_side`` px of it; its own registration), and :func:`seam_trials` runs on it with the plan's
+    patch size.
 
     The "clean" patches are the scenes as given: where a scene holds real seamlines, some of its false alarms
     are real detections. ``examples`` lists the highest-scoring clean patches, and ``png`` draws them (SAR,
     optical, checkerboard) so that you can tell which they are.
 
     Returns:
-        A JSON-ready dict: ``patch_size``, ``stride``, ``offsets``, ``trials``, ``scenes`` (scene ids),
+        A JSON-ready dict: ``patch_size``, ``stride``, ``offsets``, ``trials``, ``scenes`` (scene ids, ``scene/region`` for scenes with sub-regions),
         ``clean_patches``, ``seam_patches`` (offset -> count), ``thresholds``: one entry per threshold of
         :data:`THRESHOLDS` with ``false_alarm`` and ``detection`` (offset -> rate), ``roc_auc`` (offset ->
         area), ``suggested``: the smallest threshold whose false-alarm rate is at most 1% (``None`` when
         none is), and ``examples``: the highest-scoring clean patches (``scene``, ``x``, ``y`` of the top-left
-        pixel in the scene's read window, ``score``, ``angle``), plus ``png`` when one was written. Rates and
+        pixel in SAR scene pixels, ``score``, ``angle``), plus ``png`` when one was written. Rates and
         areas are ``None`` where no patch was crossed by a seam.
 
     Raises:
@@ -57,10 +58,14 @@ def calibrate(
     patch = int(plan.config.patch_size)
     stride = stride or patch // 4
     pooled = SeamTrials()
-    ids = [sp.spec.id for sp in plan.scenes]
+    regions = list(dict.fromkeys((u.scene, u.region) for u in plan.units))
+    ids = []
     top: list[tuple[float, str, int, int, float, np.ndarray, np.ndarray]] = []
-    for i in range(len(ids)):
-        a = read_scene(plan, i, max_side)
+    for i, (si, ri) in enumerate(regions):
+        sp = plan.scenes[si]
+        name = sp.spec.id if len(sp.regions) == 1 else f"{sp.spec.id}/{sp.regions[ri].name}"
+        ids.append(name)
+        window, a = read_region(plan, si, ri, max_side)
         n_before = pooled.clean.size
         pooled.extend(
             seam_trials(
@@ -74,17 +79,18 @@ def calibrate(
                 seed=seed + i,
             )
         )
-        # this scene's strongest clean patches, cut now while its arrays are at hand
+        # this region's strongest clean patches, cut now while its arrays are at hand
         sc = np.nan_to_num(pooled.clean[n_before:], nan=-1.0)
         for k in np.argsort(-sc, kind="stable")[:examples]:
             if sc[k] > 0:
                 x, y = (int(v) for v in pooled.clean_xy[n_before + k])
                 sl = (slice(y, y + patch), slice(x, x + patch))
                 angle = float(pooled.clean_angle[n_before + k])
-                top.append((float(sc[k]), ids[i], x, y, angle, a.sar_u8[sl].copy(), a.opt_u8[sl].copy()))
+                sx, sy = x + window.col_off, y + window.row_off  # SAR scene pixels
+                top.append((float(sc[k]), name, sx, sy, angle, a.sar_u8[sl].copy(), a.opt_u8[sl].copy()))
         top = sorted(top, key=lambda e: -e[0])[:examples]
         if progress:
-            progress(i + 1, len(ids))
+            progress(i + 1, len(regions))
     if not np.isfinite(pooled.clean).any():
         raise InputError("no patch has enough valid data (90%) to calibrate the seamline filter on")
     offs = [float(abs(o)) for o in offsets]

@@ -307,26 +307,33 @@ def read_block(plan: BuildPlan, unit: Unit, block: Window, *, float_values: bool
     return BlockArrays(sar_u8, opt_u8, sar_valid & opt_valid, sar_valid, opt_valid, *values)
 
 
-def read_scene(plan: BuildPlan, index: int, max_side: int | None = None) -> BlockArrays:
-    """The SAR scene of scene pair ``index`` and its optical warped onto it, as a build reads them.
+def read_region(
+    plan: BuildPlan, scene: int, region: int = 0, max_side: int | None = None
+) -> tuple[Window, BlockArrays]:
+    """A sub-region's overlap with the optical image, read as a build reads it.
 
-    The optical is warped through the registration of the pair's first sub-region (the whole scene's when it
-    has none). Meant for evaluating filters on whole scenes (``saropt.quality.seam_trials``): it holds the
-    scene in memory, so ``max_side`` limits it to its central ``max_side x max_side`` window.
+    Reads the region's footprint (the bounding window of the optical image on the SAR grid inside the region;
+    its central ``max_side x max_side`` part when given) and warps the optical onto it through the region's
+    registration. Meant for evaluating filters on whole scenes (``saropt.quality.seam_trials``): it holds the
+    window in memory.
+
+    Returns:
+        ``(window, arrays)``: the SAR pixel window read and its :class:`BlockArrays`.
 
     Raises:
-        InputError: when the plan has no units for that pair.
+        InputError: when the plan has no patches in that region.
     """
     from saropt.errors import InputError
-    from saropt.io.windows import Window
 
     for unit in plan.units:
-        sp, _ = plan.region_of(unit)
-        if sp.index == index:
-            w, h = sp.sar.width, sp.sar.height
-            cw, ch = (w, h) if max_side is None else (min(w, max_side), min(h, max_side))
-            return read_block(plan, unit, Window((w - cw) // 2, (h - ch) // 2, cw, ch))
-    raise InputError(f"the build plan has no patches for scene pair {index}")
+        if unit.scene == scene and unit.region == region:
+            f = plan.region_of(unit)[1].footprint
+            cw, ch = (
+                (f.width, f.height) if max_side is None else (min(f.width, max_side), min(f.height, max_side))
+            )
+            window = Window(f.col_off + (f.width - cw) // 2, f.row_off + (f.height - ch) // 2, cw, ch)
+            return window, read_block(plan, unit, window)
+    raise InputError(f"the build plan has no patches in region {region} of scene pair {scene}")
 
 
 def _context_block(core: Window, sp: Any, patch: int, qcfg: Any) -> Window:

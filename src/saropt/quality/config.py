@@ -31,9 +31,9 @@ class QualityConfig:
         texture_step: quantisation step of the structure bits, 8-bit grey levels.
         seamline_max: reject when an optical straight-line brightness/colour step without SAR support exceeds
             this many grey levels (see :mod:`saropt.quality.seamline` for measured detection and false-alarm
-            rates: with the scene as context 0.3-0.6% of real Sentinel-1/2 and GaoFen-3 + Maxar patches exceed
-            25, and 22-38% / 78-85% of patches crossed by injected +-40 / +-60 seams; 20 catches more seams for
-            about 1-2% false alarms).
+            rates: with the scene as context 0.3-2.2% of real Sentinel-1/2 and GaoFen-3 + Maxar patches exceed
+            25, and 10-38% / 74-85% of patches crossed by injected +-40 / +-60 seams; 20 catches more seams for
+            about 1-5% false alarms; ``saropt calibrate`` measures it on your scenes).
         duplicate_max_hamming: two patches whose perceptual hashes differ in at most this many of 64 bits are
             near-duplicates (see :mod:`saropt.quality.duplicates`).
         regcheck_min: reject as locally misregistered when the registration-check margin is below this. The

@@ -58,17 +58,19 @@ brightness or colour step of +-40 or +-60 grey levels along a random line throug
 =====================================  =======  ============  ==============  ==============  =========
 scenes                                 patches  false alarm   detected +-40   detected +-60   ROC area
 =====================================  =======  ============  ==============  ==============  =========
-GaoFen-3 + Maxar, Omaha, 1 m               166  0.6% (16%)    22% (62%)       78% (96%)       0.95/0.98
+GaoFen-3 + Maxar, Omaha, 1 m               180  2.2% (15%)    10% (69%)       74% (88%)       0.92/0.98
 41 Sentinel-1/2 scenes, 10 m              6929  0.3% (7.5%)   38% (71%)       85% (96%)       0.96/0.99
-CFOG urban (25) / rural (36), ~1 m          61  32% / 3%      53% / 0%        53% / 11%       0.59-0.76
+CFOG urban (25) / rural (36), ~1 m          61  28% / 0%      47% / 6%        60% / 11%       0.59-0.76
 =====================================  =======  ============  ==============  ==============  =========
 
 Rates at ``seamline_max`` 25 with context (in brackets: each patch judged alone); the ROC area is for +-40 /
-+-60. ``seamline_max`` 20 raises the detection of +-40 seams to 53% (Omaha) and 62% (Sentinel) for 1.8% and
-0.9% false alarms; 15 to 73% and 80% for 6.6% and 3.2%. CFOG's two scenes (530-600 px) are too small for the
-context to help and their patches do not separate (ROC area about 0.6): the urban scene's boundaries flag as
-above, and along the rural scene's lines its fields (white beside dark at 1 m) and lake shore outweigh a +-40
-step.
++-60. ``seamline_max`` 20 raises the detection of +-40 seams to 45% (Omaha) and 62% (Sentinel) for 5.0% and
+0.9% false alarms; 15 to 79% and 80% for 7.8% and 3.2%. The single scenes are small samples: on Omaha's whole
+SAR scene instead of its optical footprint (another patch grid and other lines) the same figures read 0.6%,
+22% and 78%. CFOG's two scenes (530-600 px) are too small for the context to help and their patches do not
+separate (ROC area about 0.6): the urban scene's boundaries flag as above, and along the rural scene's lines
+its fields (white beside dark at 1 m) and lake shore outweigh a +-40 step. ``saropt calibrate`` measures all
+this on a build's own scenes.
 
 A build reads and warps :func:`context_margin` (346 px for 256 px patches) around each unit for the context.
 Without it the context ended at the unit's edge: on the 8000 px benchmark scene, 2048 px units against one unit
