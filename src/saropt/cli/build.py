@@ -231,10 +231,13 @@ def make_config(
 
 
 class _progress_bar:
-    """A tqdm bar over units on an interactive terminal, else no callback."""
+    """A tqdm bar (over build units, or ``unit``) on an interactive terminal, else no callback."""
 
-    def __init__(self, ctx: click.Context) -> None:
-        self.enabled = progress_enabled(ctx)
+    def __init__(
+        self, ctx: click.Context, desc: str = "build", unit: str = "unit", enabled: bool = True
+    ) -> None:
+        self.enabled = enabled and progress_enabled(ctx)
+        self.desc, self.unit = desc, unit
         self.bar: Any = None
 
     def __enter__(self) -> Any:
@@ -244,7 +247,7 @@ class _progress_bar:
 
         def progress(done: int, total: int) -> None:
             if self.bar is None:
-                self.bar = tqdm(total=total, unit="unit", desc="build", dynamic_ncols=True, leave=False)
+                self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True, leave=False)
             self.bar.n = done
             self.bar.refresh()
 

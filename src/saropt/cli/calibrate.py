@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from saropt.cli.options import progress_enabled
+from saropt.cli.build import _progress_bar, make_config
 
 _HELP = """Measure the seamline filter on your scenes: false alarms and detection of injected seams.
 
@@ -68,7 +68,6 @@ def calibrate(
     png: Path | None,
     as_json: bool,
 ) -> None:
-    from saropt.cli.build import make_config
     from saropt.dataset.calibrate import calibrate as run
     from saropt.dataset.calibrate import format_calibration
     from saropt.dataset.plan import resolve_plan
@@ -93,18 +92,7 @@ def calibrate(
         need_out=False,
     )
     plan = resolve_plan(cfg)
-    bar = None
-    if progress_enabled(ctx) and not as_json:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(plan.scenes), unit="scene", desc="calibrate", leave=False)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.n = done
-            bar.refresh()
-
-    try:
+    with _progress_bar(ctx, desc="calibrate", unit="region", enabled=not as_json) as progress:
         res = run(
             plan,
             offsets=offs,
@@ -115,9 +103,6 @@ def calibrate(
             png=png,
             progress=progress,
         )
-    finally:
-        if bar is not None:
-            bar.close()
     if as_json:
         from saropt.cli.options import echo_json
 

@@ -66,15 +66,16 @@ def add_seam(
 
 
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Probability that a positive scores above a negative (ties count one half): the ROC curve's area."""
+    """Probability that a positive scores above a negative (ties count one half): the ROC curve's area, by
+    :func:`saropt.matching.metrics.roc_auc` (NumPy only); NaN scores are left out, NaN when a side is empty."""
+    from saropt.matching.metrics import roc_auc as auc
+
     pos, neg = np.asarray(positive, float), np.asarray(negative, float)
     pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
     if pos.size == 0 or neg.size == 0:
         return float("nan")
-    neg = np.sort(neg)
-    below = np.searchsorted(neg, pos, side="left")
-    ties = np.searchsorted(neg, pos, side="right") - below
-    return float((below + 0.5 * ties).sum() / (pos.size * neg.size))
+    labels = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
+    return auc(np.concatenate([pos, neg]), labels)
 
 
 @dataclass
@@ -117,10 +118,6 @@ class SeamTrials:
             self.seam[k] = np.concatenate([self.seam.get(k, np.zeros(0)), v])
 
 
-def _grid(h: int, w: int, patch: int, stride: int) -> list[tuple[int, int]]:
-    return [(x, y) for y in range(0, h - patch + 1, stride) for x in range(0, w - patch + 1, stride)]
-
-
 def seam_trials(
     sar: np.ndarray,
     opt: np.ndarray,
@@ -161,8 +158,10 @@ def seam_trials(
     Raises:
         InputError: for a scene smaller than one patch or arrays of different sizes.
     """
+    from saropt.io.windows import Window
     from saropt.quality.prep import prepare_pair
     from saropt.quality.seamline import detector_block_px, seam_context, seamline_score
+    from saropt.tiling.grid import patch_grid
 
     h, w = sar.shape[:2]
     if opt.shape[:2] != (h, w) or (valid is not None and valid.shape != (h, w)):
@@ -172,9 +171,9 @@ def seam_trials(
     stride = stride or patch // 4
     mask = np.ones((h, w), bool) if valid is None else valid
     grid = [
-        (x, y)
-        for x, y in _grid(h, w, patch, stride)
-        if mask[y : y + patch, x : x + patch].mean() >= min_valid
+        (win.col_off, win.row_off)
+        for win in patch_grid(Window(0, 0, w, h), patch, stride)
+        if mask[win.row_off : win.row_off + patch, win.col_off : win.col_off + patch].mean() >= min_valid
     ]
 
     def score(img: np.ndarray, where: list[tuple[int, int]]) -> np.ndarray:
