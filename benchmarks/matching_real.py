@@ -16,11 +16,12 @@ Steps (each resumable: run it again after an interruption and finished steps are
 Nothing is tuned on ``test``: thresholds come from ``val``, each run keeps its best ``val`` epoch, and the
 models are scored with test-time augmentation (mean over the 8 flips/rotations, ``--no-tta`` to turn it off),
 chosen on ``val``: BNN balanced accuracy 0.953 -> 0.960, hard-negative accuracy 0.906 -> 0.922, retrieval
-recall@1 0.719 -> 0.768.
+recall@1 0.719 -> 0.768 (the earlier 96 px recipe); 0.964 -> 0.973, 0.935 -> 0.938 and 0.786 -> 0.808 (the
+128 px recipe).
 
 Usage::
 
-    # the BNN recipe trains ~45 min, the pseudo-siamese recipe ~35 min, the dense recipe ~30 min, evaluation
+    # the BNN recipe trains ~50 min, the pseudo-siamese recipe ~35 min, the dense recipe ~30 min, evaluation
     # ~25 min (TTA) on 2 idle cores
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
     MALLOC_CONF=background_thread:true,dirty_decay_ms:-1,muzzy_decay_ms:-1 \

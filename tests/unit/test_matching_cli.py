@@ -226,3 +226,37 @@ def test_bad_input_is_one_line_and_nonzero(
     assert exc.value.code != 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("saropt: error:") and message in err and "\n" not in err
+
+
+def test_baseline_view_options_apply_beside_a_checkpoint(fake: Path, tmp_path: Path) -> None:
+    """--crop/--size set the training-free baselines' view while each checkpoint keeps its own."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        "model: bnn\nbackbone: test_resnet\nembedding_dim: 8\ncrop: 24\nsize: 16\nepochs: 1\n"
+        "batch_size: 8\nval_pairs: 16\nthreads: 1\n"
+    )
+    run = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["match", "train", str(cfg), "--data", str(fake), "--out", str(run)])
+    assert r.exit_code == 0, r.output
+
+    def figures(*args: str) -> dict[str, tuple[float, float]]:
+        """(balanced ROC-AUC, retrieval mean rank) per method."""
+        out = tmp_path / f"m{len(list(tmp_path.glob('m*.json')))}.json"
+        r = CliRunner().invoke(
+            cli,
+            ["match", "eval", "--data", str(fake), "--baseline", "mi", "--protocol", "balanced"]
+            + ["--protocol", "retrieval", "--candidates", "8", "--bootstrap", "0", "--json", str(out), *args],
+        )
+        assert r.exit_code == 0, r.output
+        m = json.loads(out.read_text())
+        return {
+            k: (v["roc_auc"], m["retrieval"]["methods"][k]["mean_rank"])
+            for k, v in m["balanced"]["methods"].items()
+        }
+
+    own_view = figures("--checkpoint", str(run))  # baselines see the checkpoint's view: 24 px resized to 16
+    native = figures("--checkpoint", str(run), "--crop", "40")  # baselines see the whole 40 px patch
+    alone = figures("--crop", "40")
+    assert native["mi"] == alone["mi"]
+    assert native["mi"] != own_view["mi"]
+    assert native["bnn"] == own_view["bnn"]

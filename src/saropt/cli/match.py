@@ -175,8 +175,16 @@ def train_cmd(
 @click.option(
     "--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the table."
 )
-@click.option("--crop", type=int, help="Native crop for baselines without a checkpoint [whole patch].")
-@click.option("--size", type=int, help="Resize for baselines without a checkpoint [no resize].")
+@click.option(
+    "--crop",
+    type=int,
+    help="Native crop of the training-free baselines' view [the first checkpoint's view, else whole patch].",
+)
+@click.option(
+    "--size",
+    type=int,
+    help="Resize of the training-free baselines' view [the first checkpoint's view, else no resize].",
+)
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of negatives, shifts and candidates."
 )
