@@ -22,18 +22,26 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fake_saropt(tmp_path_factory.mktemp("fake"), scene_side=96, patch=40, stride=28)
 
 
-def test_train_then_eval_writes_every_protocol(fake: Path, tmp_path: Path) -> None:
+#: a one-epoch BNN on the fake dataset (test_resnet backbone, 24 px crops at 16 px)
+TINY_BNN = (
+    "model: bnn\nbackbone: test_resnet\nembedding_dim: 8\ncrop: 24\nsize: 16\nepochs: 1\n"
+    "batch_size: 8\nval_pairs: 16\nthreads: 1\n"
+)
+
+
+def _train_tiny(fake: Path, tmp_path: Path, *args: str) -> tuple[Path, str]:
+    """Train :data:`TINY_BNN` into ``tmp_path / "run"``; returns the run folder and the command's output."""
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(
-        "model: bnn\nbackbone: test_resnet\nembedding_dim: 8\ncrop: 24\nsize: 16\nepochs: 1\n"
-        "batch_size: 8\nval_pairs: 16\nthreads: 1\n"
-    )
+    cfg.write_text(TINY_BNN)
     run = tmp_path / "run"
-    r = CliRunner().invoke(
-        cli, ["match", "train", str(cfg), "--data", str(fake), "--out", str(run), "--json"]
-    )
+    r = CliRunner().invoke(cli, ["match", "train", str(cfg), "--data", str(fake), "--out", str(run), *args])
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    return run, r.output
+
+
+def test_train_then_eval_writes_every_protocol(fake: Path, tmp_path: Path) -> None:
+    run, output = _train_tiny(fake, tmp_path, "--json")
+    out = json.loads(output)
     assert out["finished"] and out["epochs_done"] == 1 and Path(out["checkpoint"]).is_file()
 
     metrics = tmp_path / "m.json"
@@ -230,18 +238,11 @@ def test_bad_input_is_one_line_and_nonzero(
 
 def test_baseline_view_options_apply_beside_a_checkpoint(fake: Path, tmp_path: Path) -> None:
     """--crop/--size set the training-free baselines' view while each checkpoint keeps its own."""
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(
-        "model: bnn\nbackbone: test_resnet\nembedding_dim: 8\ncrop: 24\nsize: 16\nepochs: 1\n"
-        "batch_size: 8\nval_pairs: 16\nthreads: 1\n"
-    )
-    run = tmp_path / "run"
-    r = CliRunner().invoke(cli, ["match", "train", str(cfg), "--data", str(fake), "--out", str(run)])
-    assert r.exit_code == 0, r.output
+    run, _ = _train_tiny(fake, tmp_path)
 
-    def figures(*args: str) -> dict[str, tuple[float, float]]:
+    def figures(name: str, *args: str) -> dict[str, tuple[float, float]]:
         """(balanced ROC-AUC, retrieval mean rank) per method."""
-        out = tmp_path / f"m{len(list(tmp_path.glob('m*.json')))}.json"
+        out = tmp_path / f"{name}.json"
         r = CliRunner().invoke(
             cli,
             ["match", "eval", "--data", str(fake), "--baseline", "mi", "--protocol", "balanced"]
@@ -254,9 +255,9 @@ def test_baseline_view_options_apply_beside_a_checkpoint(fake: Path, tmp_path: P
             for k, v in m["balanced"]["methods"].items()
         }
 
-    own_view = figures("--checkpoint", str(run))  # baselines see the checkpoint's view: 24 px resized to 16
-    native = figures("--checkpoint", str(run), "--crop", "40")  # baselines see the whole 40 px patch
-    alone = figures("--crop", "40")
+    own_view = figures("own", "--checkpoint", str(run))  # baselines see the checkpoint's view: 24 px resized to 16
+    native = figures("native", "--checkpoint", str(run), "--crop", "40")  # baselines see the whole 40 px patch
+    alone = figures("alone", "--crop", "40")
     assert native["mi"] == alone["mi"]
     assert native["mi"] != own_view["mi"]
     assert native["bnn"] == own_view["bnn"]
