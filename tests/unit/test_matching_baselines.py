@@ -18,6 +18,7 @@ from saropt.matching.baselines import (
     mutual_information_rows,
 )
 from saropt.matching.protocols import (
+    PatchCodes,
     ProtocolSettings,
     encode_patches,
     limit_patches,
@@ -124,6 +125,53 @@ def test_protocols_are_perfect_when_modalities_are_identical(tmp_path: Path) -> 
     assert localisation_figures(loc.pred_xy["ncc"], loc.true_xy)["cmr_1px"] == 1.0
     ret = retrieval_protocol(codes, scorers, settings)
     assert ret.candidates == 8 and retrieval_figures(ret.ranks["ncc"])["recall_at_1"] == 1.0
+
+
+class _MatrixScorer(Scorer):
+    """Codes are patch numbers; similarities are read off a fixed (SAR x optical) matrix."""
+
+    name = "matrix"
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+
+    def encode_sar(self, sar: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_opt(self, opt: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+    def pair_scores(self, cs: np.ndarray, co: np.ndarray) -> np.ndarray:
+        return self.scores[cs, co]
+
+    def score_matrix(self, cs: np.ndarray, co: np.ndarray) -> np.ndarray:
+        return self.scores[np.ix_(cs, co)]
+
+    def surface(
+        self, template: torch.Tensor, window: torch.Tensor, spec: ViewSpec, patch_side: int
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+
+def test_retrieval_tells_same_scene_misses_from_other_scene_misses() -> None:
+    """Query 0 loses to its scene's patch 1, query 3 to patch 0 of another scene; the rest rank first."""
+    scores = np.eye(6)
+    scores[0, 1] = 2.0  # same scene (a)
+    scores[3, 0] = 2.0  # other scene
+    idx = np.arange(6)
+    codes = PatchCodes({"matrix": idx}, {"matrix": idx}, 6, np.array(list("aaabbb"), dtype=object))
+    ret = retrieval_protocol(codes, [_MatrixScorer(scores)], ProtocolSettings(retrieval_candidates=6))
+    assert ret.ranks["matrix"].tolist() == [2, 1, 1, 2, 1, 1]
+    assert ret.top_same_scene["matrix"][[0, 3]].tolist() == [True, False]
+    # leaving out the query's own scene's other patches rescues query 0, not query 3
+    assert ret.ranks_other_scenes["matrix"].tolist() == [1, 1, 1, 2, 1, 1]
+    # unknown scenes: no scene figures, the ranks unchanged
+    blind = retrieval_protocol(
+        PatchCodes({"matrix": idx}, {"matrix": idx}, 6),
+        [_MatrixScorer(scores)],
+        ProtocolSettings(retrieval_candidates=6),
+    )
+    assert blind.ranks["matrix"].tolist() == [2, 1, 1, 2, 1, 1] and blind.top_same_scene == {}
 
 
 def test_limit_patches_keeps_whole_scenes(tmp_path: Path) -> None:

@@ -104,6 +104,12 @@ def test_train_then_eval_writes_every_protocol(fake: Path, tmp_path: Path) -> No
     table = md.read_text()
     assert table.startswith("| method |") and "| bnn |" in table and "| cfog |" in table
     assert "bnn minus each method" in table and "paired bootstrap" in table
+    # where retrieval misses come from: counts consistent with recall@1, named in the notes
+    for name, f in m["retrieval"]["methods"].items():
+        assert f["misses"] == round((1 - f["recall_at_1"]) * f["queries"]), name
+        assert 0 <= f["misses_same_scene"] <= f["misses"]
+        assert f["recall_at_1_other_scenes"] >= f["recall_at_1"] - 1e-12
+        assert f"{name} {f['misses_same_scene']} of {f['misses']}" in table
 
     # --split all: calibration on the evaluation pairs is flagged
     r = CliRunner().invoke(

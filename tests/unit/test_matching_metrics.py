@@ -24,6 +24,7 @@ from saropt.matching.metrics import (
     localisation_figures,
     retrieval_figures,
     retrieval_ranks,
+    retrieval_scene_figures,
     roc_auc,
 )
 from saropt.matching.protocols import ProtocolSettings
@@ -91,6 +92,15 @@ def test_retrieval_ranks_ties_count_against() -> None:
     f = retrieval_figures(ranks, ks=(1, 5, 10))
     assert f["recall_at_1"] == pytest.approx(1 / 3) and f["recall_at_5"] == 1.0
     assert retrieval_ranks(np.array([[0.1, 0.9, 0.5]]), np.array([2])).tolist() == [2]
+
+
+def test_retrieval_scene_figures_split_misses_by_scene() -> None:
+    ranks = np.array([1, 2, 3, 2])
+    top_same = np.array([False, True, False, True])  # query 0's flag does not count: it is no miss
+    f = retrieval_scene_figures(ranks, top_same, np.array([1, 1, 2, 1]))
+    assert f == {"misses": 3, "misses_same_scene": 2, "recall_at_1_other_scenes": 0.75}
+    with pytest.raises(InputError, match="one rank, flag"):
+        retrieval_scene_figures(ranks, top_same[:3], ranks)
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,9 @@ class TrainConfig:
         crops_per_scene: ``scene_crops``: consecutive pairs of a batch drawn from the same scene, so in-batch
             negatives include spatial neighbours.
         crop_spread: ``scene_crops``: ``> 0`` places the other windows of a same-scene group within this many
-            native pixels of its first window (shifted views of one place as negatives; 0 = anywhere).
+            native pixels of its first window (shifted views of one place as negatives; 0 = anywhere). Measured
+            with the CPU recipe (192 px, two seeds, s1s2-1024 validation): level with 0 on every figure but
+            recall@5 (0.933 / 0.911 against 0.906 / 0.897), and no fewer retrieval misses in the query's scene.
         shift_negatives: ``scene_crops``, BNN: optical windows of the same place shifted by a few pixels, drawn per
             positive, that the SAR window must rank below its own (a softmax over the positive and its shifted
             copies); 0 = none. They make codes sensitive to small offsets, which localisation and near-neighbour

@@ -48,6 +48,7 @@ from saropt.matching.metrics import (
     classification_figures,
     localisation_figures,
     retrieval_figures,
+    retrieval_scene_figures,
 )
 from saropt.matching.protocols import (
     PROTOCOLS,
@@ -147,6 +148,16 @@ class EvaluationReport:
             notes.append(
                 f"retrieval: {any_m.get('queries')} queries among {any_m.get('candidates')} candidates"
             )
+            scene_notes = [
+                f"{m} {f['misses_same_scene']} of {f['misses']}, recall@1 {f['recall_at_1_other_scenes']:.3f}"
+                for m, f in self.results["retrieval"].items()
+                if "misses" in f
+            ]
+            if scene_notes:
+                notes.append(
+                    "retrieval misses whose top candidate is another patch of the query's scene, and recall@1 "
+                    "among the true patch and other scenes' patches only: " + "; ".join(scene_notes)
+                )
         if meta.get("tta"):
             notes.append("trained models scored under the 8 flips/rotations, averaged (TTA)")
         if meta.get("ensemble"):
@@ -449,6 +460,12 @@ def evaluate(
             for s in scorers:
                 f = retrieval_figures(ret.ranks[s.name])
                 f.update(queries=int(ret.ranks[s.name].size), candidates=ret.candidates)
+                if s.name in ret.top_same_scene:
+                    f.update(
+                        retrieval_scene_figures(
+                            ret.ranks[s.name], ret.top_same_scene[s.name], ret.ranks_other_scenes[s.name]
+                        )
+                    )
                 results[proto][s.name] = f
             fn = retrieval_figure_fn(ret.ranks)
             _add_intervals(results[proto], proto, fn, ret.ranks[primary].size, primary, settings)

@@ -253,3 +253,30 @@ def retrieval_figures(ranks: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)) -> di
     out = {f"recall_at_{k}": float(np.mean(r <= k)) for k in ks}
     out["mean_rank"] = float(np.mean(r))
     return out
+
+
+def retrieval_scene_figures(
+    ranks: np.ndarray, top_same_scene: np.ndarray, ranks_other_scenes: np.ndarray
+) -> dict[str, float | int]:
+    """Where retrieval misses come from: the query's own scene (neighbours) or other scenes.
+
+    Args:
+        ranks: ``(Q,)`` true-candidate ranks among all candidates.
+        top_same_scene: ``(Q,)`` bool, the best-scoring wrong candidate is another patch of the query's scene.
+        ranks_other_scenes: ``(Q,)`` ranks once the query's other same-scene candidates are left out.
+
+    Returns:
+        ``misses`` (queries with rank > 1), ``misses_same_scene`` (those whose top candidate is of the query's
+        scene) and ``recall_at_1_other_scenes`` (recall@1 among the true candidate and other scenes' patches).
+    """
+    r = np.asarray(ranks).ravel()
+    top = np.asarray(top_same_scene, dtype=bool).ravel()
+    other = np.asarray(ranks_other_scenes).ravel()
+    if r.size == 0 or top.shape != r.shape or other.shape != r.shape:
+        raise InputError("retrieval scene figures need one rank, flag and other-scene rank per query")
+    miss = r > 1
+    return {
+        "misses": int(miss.sum()),
+        "misses_same_scene": int((miss & top).sum()),
+        "recall_at_1_other_scenes": float(np.mean(other <= 1)),
+    }

@@ -10,7 +10,10 @@
   the same patch; each scorer is evaluated at every integer shift and its best shift is compared with the
   truth: CMR@1/2/3 px and RMSE in native pixels.
 - **retrieval**: each SAR patch is a query among ``N`` optical candidates (its own and ``N - 1`` other
-  patches of the evaluation set drawn at random): recall@1/5/10.
+  patches of the evaluation set drawn at random): recall@1/5/10. Where patches know their scene, two
+  diagnostics say whether a method's misses are places of the query's own scene (neighbours) or other
+  scenes: how many misses have another patch of the query's scene on top, and recall@1 with the query's
+  other same-scene candidates left out.
 
 Convention:
     Shifts are ``(dx, dy)`` = (column, row) native pixels; the template's top-left pixel lies at window pixel
@@ -20,7 +23,7 @@ Convention:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -72,9 +75,12 @@ class ProtocolSettings:
     bootstrap: int = 1000
 
     def __post_init__(self) -> None:
-        if min(
-            self.search_radius, self.template_side, self.max_templates, self.max_patches, self.max_queries
-        ) < 0:
+        if (
+            min(
+                self.search_radius, self.template_side, self.max_templates, self.max_patches, self.max_queries
+            )
+            < 0
+        ):
             raise InputError("protocol sizes must be >= 0")
         if self.retrieval_candidates < 2:
             raise InputError("retrieval needs at least 2 candidates per query")
@@ -203,6 +209,7 @@ class PatchCodes:
     sar: dict[str, Any]
     opt: dict[str, Any]
     count: int
+    scenes: np.ndarray | None = None  # (count,) scene of each patch; None when the reader has none
 
 
 def encode_patches(
@@ -231,7 +238,14 @@ def encode_patches(
             co[s.name].append(s.encode_opt(opt))
         if progress:
             progress(desc, b.stop, n)
-    return PatchCodes({k: _concat(v) for k, v in cs.items()}, {k: _concat(v) for k, v in co.items()}, n)
+    scenes = np.asarray([_scene_of(dataset, i) for i in range(n)], dtype=object)
+    known = bool(np.all(scenes != ""))
+    return PatchCodes(
+        {k: _concat(v) for k, v in cs.items()},
+        {k: _concat(v) for k, v in co.items()},
+        n,
+        scenes if known else None,
+    )
 
 
 def pair_indices(
@@ -360,10 +374,17 @@ def localisation_protocol(
 
 @dataclass(frozen=True)
 class RetrievalResult:
-    """Rank of the true candidate of every query, per scorer."""
+    """Rank of the true candidate of every query, per scorer.
+
+    ``top_same_scene[m][q]``: the best-scoring wrong candidate of query ``q`` is another patch of the query's
+    scene; ``ranks_other_scenes[m][q]``: the true candidate's rank once the query's other same-scene candidates
+    are left out. Both are empty when the patches' scenes are unknown.
+    """
 
     ranks: dict[str, np.ndarray]
     candidates: int
+    top_same_scene: dict[str, np.ndarray] = field(default_factory=dict)
+    ranks_other_scenes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def retrieval_protocol(
@@ -391,12 +412,23 @@ def retrieval_protocol(
         others = rng.choice(n - 1, size=ncand - 1, replace=False)
         cols[j, 0] = i
         cols[j, 1:] = others + (others >= i)
+    same = None
+    if codes.scenes is not None:
+        same = codes.scenes[cols] == codes.scenes[queries][:, None]  # (q, N); column 0 is the query's own
     ranks: dict[str, np.ndarray] = {}
+    top_same: dict[str, np.ndarray] = {}
+    ranks_other: dict[str, np.ndarray] = {}
+    true_col = np.zeros(q, dtype=np.int64)
     for s in scorers:
         full = s.score_matrix(_rows(codes.sar[s.name], queries), codes.opt[s.name])  # (q, n)
-        sub = np.take_along_axis(full, cols, axis=1)  # true candidate in column 0
-        ranks[s.name] = retrieval_ranks(sub, np.zeros(q, dtype=np.int64))
-    return RetrievalResult(ranks, ncand)
+        sub = np.asarray(np.take_along_axis(np.asarray(full), cols, axis=1), dtype=np.float64)
+        ranks[s.name] = retrieval_ranks(sub, true_col)  # true candidate in column 0
+        if same is not None:
+            top_same[s.name] = same[np.arange(q), 1 + np.argmax(sub[:, 1:], axis=1)]
+            neighbours = same.copy()
+            neighbours[:, 0] = False
+            ranks_other[s.name] = retrieval_ranks(np.where(neighbours, -np.inf, sub), true_col)
+    return RetrievalResult(ranks, ncand, top_same, ranks_other)
 
 
 def _concat(parts: list[Any]) -> Any:
