@@ -160,7 +160,8 @@ def test_retrieval_tells_same_scene_misses_from_other_scene_misses() -> None:
     scores[3, 0] = 2.0  # other scene
     idx = np.arange(6)
     codes = PatchCodes({"matrix": idx}, {"matrix": idx}, 6, np.array(list("aaabbb"), dtype=object))
-    ret = retrieval_protocol(codes, [_MatrixScorer(scores)], ProtocolSettings(retrieval_candidates=6))
+    ret = retrieval_protocol(codes, [_MatrixScorer(scores)], ProtocolSettings(retrieval_candidates=1000))
+    assert ret.candidates == 6  # capped: every patch is a candidate
     assert ret.ranks["matrix"].tolist() == [2, 1, 1, 2, 1, 1]
     assert ret.top_same_scene["matrix"][[0, 3]].tolist() == [True, False]
     # leaving out the query's own scene's other patches rescues query 0, not query 3

@@ -205,7 +205,11 @@ def train_cmd(
     help="Localisation templates (0 = all; slow on CPU).",
 )
 @click.option(
-    "--candidates", type=int, default=100, show_default=True, help="Retrieval candidates per query."
+    "--candidates",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Retrieval candidates per query (capped at the number of patches: a large number ranks among all).",
 )
 @click.option(
     "--bootstrap", type=int, default=1000, show_default=True,
