@@ -230,15 +230,18 @@ def encode_patches(
         raise EmptyResultError("no patches to evaluate: the split is empty")
     cs: dict[str, list[Any]] = {s.name: [] for s in scorers}
     co: dict[str, list[Any]] = {s.name: [] for s in scorers}
+    scene_list: list[str] = []
     for b in _batches(n, batch_size):
-        views = _views_by_spec([dataset[i] for i in b], scorers, spec)
+        items = [dataset[i] for i in b]
+        scene_list.extend(str(it.get("meta", {}).get("scene", "") or "") for it in items)  # already decoded
+        views = _views_by_spec(items, scorers, spec)
         for s in scorers:
             sar, opt = views[spec_of(s, spec)]
             cs[s.name].append(s.encode_sar(sar))
             co[s.name].append(s.encode_opt(opt))
         if progress:
             progress(desc, b.stop, n)
-    scenes = np.asarray([_scene_of(dataset, i) for i in range(n)], dtype=object)
+    scenes = np.asarray(scene_list, dtype=object)
     known = bool(np.all(scenes != ""))
     return PatchCodes(
         {k: _concat(v) for k, v in cs.items()},
