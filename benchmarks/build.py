@@ -4,6 +4,7 @@
     python benchmarks/build.py --big           # also a 20000 x 20000 pair: peak memory must stay < 1.5 GB
     python benchmarks/build.py --workdir /dev/shm/saropt-bench   # outputs on tmpfs: no disk noise
     python benchmarks/build.py --repeat 5      # runs of each, alternating (default 3): the median is shown
+    python benchmarks/build.py --unit-size 1024 --skip-baseline   # saropt with another unit size
 
 On a shared VM disk, creating a file took 0.06 to 1.0 ms from one run to the next (timed inside the build), which
 moves the 8000 px figures by seconds; on tmpfs both builds measure compute and page-cache writes only.
@@ -168,7 +169,7 @@ def scene(workdir: Path, size: int) -> dict[str, Any]:
     return info
 
 
-def config(info: dict[str, Any], patch: int, stride: int) -> Any:
+def config(info: dict[str, Any], patch: int, stride: int, unit_size: int | None = None) -> Any:
     from saropt.dataset.config import config_from_dict
 
     return config_from_dict(
@@ -179,6 +180,7 @@ def config(info: dict[str, Any], patch: int, stride: int) -> Any:
             "patch_size": patch,
             "stride": stride,
             "model": "affine",
+            "unit_size": unit_size,
         }
     )
 
@@ -295,6 +297,8 @@ def run_child(tool: str, args: argparse.Namespace) -> dict[str, Any]:
         cmd = [sys.executable, __file__, "--one", tool, "--json-out", str(out), "--workdir", str(args.workdir)]
         cmd += ["--size", str(args.size), "--patch", str(args.patch), "--stride", str(args.stride)]
         cmd += ["--workers", str(args.workers)]
+        if args.unit_size is not None:
+            cmd += ["--unit-size", str(args.unit_size)]
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())
 
@@ -339,6 +343,7 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=256)
     ap.add_argument("--stride", type=int, default=205)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--unit-size", type=int, help="saropt's unit_size in px (default: the build's own choice)")
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "saropt-bench")
     ap.add_argument("--big", action="store_true", help="also build a 20000 x 20000 pair (peak memory)")
     ap.add_argument("--big-size", type=int, default=20000)
@@ -362,7 +367,7 @@ def main() -> None:
     if not args.one:
         print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f} (shared machine)", flush=True)
     info = scene(args.workdir, args.size)
-    cfg = config(info, args.patch, args.stride)
+    cfg = config(info, args.patch, args.stride, args.unit_size)
     if args.one:
         run = run_saropt if args.one == "saropt" else run_baseline
         kw = {"workers": args.workers} if args.one == "saropt" else {}
@@ -390,7 +395,7 @@ def main() -> None:
     )
     if args.big:
         big = scene(args.workdir, args.big_size)
-        cfg_big = config(big, args.patch, args.stride)
+        cfg_big = config(big, args.patch, args.stride, args.unit_size)
         r = run_saropt(cfg_big, args.workdir / "out-saropt-big", args.workers)
         report(
             f"{args.big_size} x {args.big_size} pair (saropt only; baseline would hold whole rasters)",

@@ -148,7 +148,10 @@ class BuildConfig:
             (hash, ``build.yaml``): OpenCV rounds the warp's fixed-point sample positions per unit, and the
             seamline context's block grid starts at the unit's corner. On the 8000 px benchmark scene, 1024
             against 2048 px units changed 0.014% of the optical pixels by one grey level (SAR patches identical)
-            and no flag.
+            and no flag. There, with 2 workers (``benchmarks/build.py --unit-size``, alternating runs): 1024 px
+            units built 164-169 kept pairs/s (peak 535 MB), 2048 px 179-197 (700 MB), 4096 px 153-154
+            (1,326 MB): smaller units read and warp more seamline-context margin (346 px a side at 256 px
+            patches), larger ones cost more CPU per pixel and memory.
         workers: worker processes (runtime option; 0 = one per CPU core, at most 8).
         seed: seed of every random choice (RANSAC, splits).
     """
