@@ -415,21 +415,21 @@ def retrieval_protocol(
         others = rng.choice(n - 1, size=ncand - 1, replace=False)
         cols[j, 0] = i
         cols[j, 1:] = others + (others >= i)
-    same = None
+    same = neighbours = None
     if codes.scenes is not None:
         same = codes.scenes[cols] == codes.scenes[queries][:, None]  # (q, N); column 0 is the query's own
+        neighbours = same.copy()  # the query's other same-scene candidates
+        neighbours[:, 0] = False
     ranks: dict[str, np.ndarray] = {}
     top_same: dict[str, np.ndarray] = {}
     ranks_other: dict[str, np.ndarray] = {}
     true_col = np.zeros(q, dtype=np.int64)
     for s in scorers:
         full = s.score_matrix(_rows(codes.sar[s.name], queries), codes.opt[s.name])  # (q, n)
-        sub = np.asarray(np.take_along_axis(np.asarray(full), cols, axis=1), dtype=np.float64)
+        sub = np.take_along_axis(np.asarray(full), cols, axis=1)
         ranks[s.name] = retrieval_ranks(sub, true_col)  # true candidate in column 0
-        if same is not None:
+        if same is not None and neighbours is not None:
             top_same[s.name] = same[np.arange(q), 1 + np.argmax(sub[:, 1:], axis=1)]
-            neighbours = same.copy()
-            neighbours[:, 0] = False
             ranks_other[s.name] = retrieval_ranks(np.where(neighbours, -np.inf, sub), true_col)
     return RetrievalResult(ranks, ncand, top_same, ranks_other)
 
