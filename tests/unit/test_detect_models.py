@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -136,6 +137,11 @@ def test_train_resume_is_exact_and_osd_loads_everything(tmp_path):
     b = load_detector_checkpoint(tmp_path / "part")["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], msg=k)
+    # batches decoded in a worker process: the same samples, so the same weights
+    train_detector(_cfg(root, num_workers=1), tmp_path / "workers")
+    c = load_detector_checkpoint(tmp_path / "workers")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], c[k], msg=k)
     again = train_detector(_cfg(root), tmp_path / "full")  # a finished run: nothing left to do
     assert again.completed and again.steps == 4
     (tmp_path / "part" / "final.pt").unlink()
@@ -148,3 +154,23 @@ def test_train_resume_is_exact_and_osd_loads_everything(tmp_path):
     assert rep.kind == "osd" and rep.loaded == rep.total
     for k, v in model.state_dict().items():
         torch.testing.assert_close(m.state_dict()[k], v)
+
+
+def test_epoch_batches_are_the_same_with_workers(tmp_path):
+    from saropt.detection.samples import Augment, ShipDataset
+    from saropt.detection.train import epoch_batches, training_records
+
+    root = make_voc(tmp_path / "VOC2007")
+    recs = training_records(_cfg(root, train_split=""))
+    ds = ShipDataset(recs * 3, "sar", 1, Augment(0, True, True), seed=3)
+    ds.set_epoch(2)
+    order = np.random.default_rng(0).permutation(len(ds))
+    plain = list(epoch_batches(ds, order, 1, 4))
+    pooled = list(epoch_batches(ds, order, 1, 4, num_workers=2))
+    assert [len(b[0]) for b in plain] == [2]  # 6 samples in batches of 4, from the second batch on
+    assert len(pooled) == len(plain)
+    for (ia, ta), (ib, tb) in zip(plain, pooled, strict=True):
+        for x, y in zip(ia, ib, strict=True):
+            torch.testing.assert_close(x, y)
+        for x, y in zip(ta, tb, strict=True):
+            torch.testing.assert_close(x["boxes"], y["boxes"])

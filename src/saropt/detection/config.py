@@ -63,7 +63,8 @@ class DetectTrainConfig:
         seed: seed of initialisation, order and augmentation.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
         threads: torch CPU threads (0 = torch's default).
-        num_workers: DataLoader worker processes.
+        num_workers: worker processes that decode and augment training batches (0 = in the training process;
+            the batches are the same either way).
         max_minutes: stop after this many minutes (resumable; 0 = no limit).
         checkpoint_every: write ``last.pt`` every this many steps (and at every epoch end).
         log_every: report the running loss every this many steps.

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,7 @@ def train_detector(
     from saropt.detection.checkpoint import save_detector_checkpoint
     from saropt.detection.init import initialise
     from saropt.detection.models import build_detector
-    from saropt.detection.samples import Augment, ShipDataset, collate
+    from saropt.detection.samples import Augment, ShipDataset
 
     run_dir = Path(out)
     emit = on_event or (lambda ev: None)
@@ -194,12 +194,11 @@ def train_detector(
         model.train()
         losses: list[float] = []
         t_epoch = time.monotonic()
-        for b in range(epoch_step, steps_per_epoch):
+        batches = epoch_batches(ds, order, epoch_step, cfg.batch_size, cfg.num_workers, device.type == "cuda")
+        for b, (images, targets) in enumerate(batches, start=epoch_step):
             if step >= total:
                 break
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            images, targets = collate([ds[int(i)] for i in idx])
-            images = [im.to(device) for im in images]
+            images = [im.to(device, non_blocking=True) for im in images]
             targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * _lr_factor(cfg, step, total)
@@ -252,6 +251,40 @@ def train_detector(
         log.info("stopped after %.1f minutes at step %d; run again to resume", cfg.max_minutes, step)
     emit({"event": "done", "completed": completed, "steps": step, "checkpoint": str(path)})
     return TrainResult(run_dir, completed, epoch, step, history, path, init_report)
+
+
+def epoch_batches(ds: Any, order: np.ndarray, start: int, batch_size: int, num_workers: int = 0,
+                  pin_memory: bool = False) -> Iterator[tuple[list[Any], list[dict[str, Any]]]]:
+    """The batches of one epoch from batch ``start`` on: ``order`` cut into ``batch_size`` runs of indices.
+
+    With ``num_workers > 0`` a ``torch.utils.data.DataLoader`` decodes and augments them in worker processes
+    (the dataset's draws depend only on its seed, epoch and index, so the batches are the same as in-process).
+
+    Args:
+        ds: the dataset (``ShipDataset``), its epoch already set.
+        order: the epoch's sample order.
+        start: the first batch (resuming inside an epoch).
+        batch_size: samples per batch (the last may be shorter).
+        num_workers: worker processes; 0 decodes in this process.
+        pin_memory: page-locked batches, for copies to a GPU.
+
+    Yields:
+        ``(images, targets)`` as :func:`saropt.detection.samples.collate` gives them.
+    """
+    from saropt.detection.samples import collate
+
+    n = math.ceil(len(order) / batch_size)
+    index = [[int(i) for i in order[b * batch_size:(b + 1) * batch_size]] for b in range(start, n)]
+    if num_workers <= 0:
+        for idx in index:
+            yield collate([ds[i] for i in idx])
+        return
+    import torch
+
+    # a generator of its own: the loader's worker seed must not draw from torch's global one, which the RPN and
+    # RoI samplers use (the run would then differ from an in-process one, and resume inexactly)
+    yield from torch.utils.data.DataLoader(ds, batch_sampler=index, collate_fn=collate, num_workers=num_workers,
+                                           pin_memory=pin_memory, generator=torch.Generator().manual_seed(0))
 
 
 def _write_text(path: Path, text: str) -> None:
