@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,10 +194,9 @@ def train_detector(
         model.train()
         losses: list[float] = []
         t_epoch = time.monotonic()
-        batches = epoch_batches(ds, order, epoch_step, cfg.batch_size, cfg.num_workers, device.type == "cuda")
+        stop = min(steps_per_epoch, epoch_step + total - step)  # max_steps may end the run inside this epoch
+        batches = epoch_batches(ds, order, epoch_step, cfg.batch_size, cfg.num_workers, device.type == "cuda", stop)
         for b, (images, targets) in enumerate(batches, start=epoch_step):
-            if step >= total:
-                break
             images = [im.to(device, non_blocking=True) for im in images]
             targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
             for g in opt.param_groups:
@@ -253,12 +252,14 @@ def train_detector(
     return TrainResult(run_dir, completed, epoch, step, history, path, init_report)
 
 
-def epoch_batches(ds: Any, order: np.ndarray, start: int, batch_size: int, num_workers: int = 0,
-                  pin_memory: bool = False) -> Iterator[tuple[list[Any], list[dict[str, Any]]]]:
-    """The batches of one epoch from batch ``start`` on: ``order`` cut into ``batch_size`` runs of indices.
+def epoch_batches(
+    ds: Any, order: np.ndarray, start: int, batch_size: int, num_workers: int = 0, pin_memory: bool = False,
+    stop: int | None = None,
+) -> Iterable[tuple[list[Any], list[dict[str, Any]]]]:
+    """The batches ``start .. stop - 1`` of one epoch: ``order`` cut into ``batch_size`` runs of indices.
 
-    With ``num_workers > 0`` a ``torch.utils.data.DataLoader`` decodes and augments them in worker processes
-    (the dataset's draws depend only on its seed, epoch and index, so the batches are the same as in-process).
+    A ``torch.utils.data.DataLoader`` decodes and augments them, in this process or in ``num_workers`` worker
+    processes (the dataset's draws depend only on its seed, epoch and index, so the batches are the same).
 
     Args:
         ds: the dataset (``ShipDataset``), its epoch already set.
@@ -267,24 +268,21 @@ def epoch_batches(ds: Any, order: np.ndarray, start: int, batch_size: int, num_w
         batch_size: samples per batch (the last may be shorter).
         num_workers: worker processes; 0 decodes in this process.
         pin_memory: page-locked batches, for copies to a GPU.
+        stop: one past the last batch (``None``: the epoch's end).
 
-    Yields:
-        ``(images, targets)`` as :func:`saropt.detection.samples.collate` gives them.
+    Returns:
+        An iterable of ``(images, targets)`` as :func:`saropt.detection.samples.collate` gives them.
     """
-    from saropt.detection.samples import collate
-
-    n = math.ceil(len(order) / batch_size)
-    index = [[int(i) for i in order[b * batch_size:(b + 1) * batch_size]] for b in range(start, n)]
-    if num_workers <= 0:
-        for idx in index:
-            yield collate([ds[i] for i in idx])
-        return
     import torch
 
-    # a generator of its own: the loader's worker seed must not draw from torch's global one, which the RPN and
-    # RoI samplers use (the run would then differ from an in-process one, and resume inexactly)
-    yield from torch.utils.data.DataLoader(ds, batch_sampler=index, collate_fn=collate, num_workers=num_workers,
-                                           pin_memory=pin_memory, generator=torch.Generator().manual_seed(0))
+    from saropt.detection.samples import collate
+
+    n = math.ceil(len(order) / batch_size) if stop is None else stop
+    index = [[int(i) for i in order[b * batch_size:(b + 1) * batch_size]] for b in range(start, n)]
+    # a generator of its own: creating the iterator must not draw from torch's global one, which the RPN and RoI
+    # samplers use (the run would then differ from an in-process one, and resume inexactly); as in matching
+    return torch.utils.data.DataLoader(ds, batch_sampler=index, collate_fn=collate, num_workers=num_workers,
+                                       pin_memory=pin_memory, generator=torch.Generator().manual_seed(0))
 
 
 def _write_text(path: Path, text: str) -> None:
