@@ -25,6 +25,12 @@ which filters nothing), megapixels warped per second (SAR-grid pixels produced b
 time), peak memory (resident memory summed over the process and its children, sampled every 50 ms), and the
 CPU time. The machine is shared, so CPU seconds are printed too: pairs per CPU-second say what 2 idle cores
 would do.
+
+Peak memory comes from one more run of each tool after the timed ones: reading the PSS of every process every
+50 ms costs about 0.7 CPU-s over a 4 s saropt build (17% of a core; the kernel walks each process's page
+tables), which on 2 cores slowed saropt's wall time by 0.3-0.8 s in the same run, and the one-process baseline
+(whose second core is idle) by nothing measurable. The timed runs sample CPU times only (/proc/<pid>/stat,
+microseconds); the memory run's wall time is printed beside it.
 """
 
 from __future__ import annotations
@@ -59,10 +65,11 @@ class PeakMemory:
     6.6 s wall time against 0.1 s for the single-process baseline.
     """
 
-    def __init__(self, interval: float = 0.05, refresh: float = 0.5) -> None:
+    def __init__(self, interval: float = 0.05, refresh: float = 0.5, pss: bool = True) -> None:
         import psutil
 
         self.proc = psutil.Process()
+        self.pss = pss  # False: CPU times only (a timed run), peak stays 0
         self.interval = interval
         self.refresh = refresh
         self.peak = 0
@@ -86,7 +93,8 @@ class PeakMemory:
         total = 0
         for p in self._procs:
             try:
-                total += _pss(p)
+                if self.pss:
+                    total += _pss(p)
                 if p.pid != self.proc.pid:
                     t = p.cpu_times()
                     self.child_cpu[p.pid] = t.user + t.system
@@ -129,11 +137,11 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-def measure(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+def measure(fn: Callable[[], Any], memory: bool = True) -> tuple[Any, dict[str, float]]:
     """Run ``fn``; wall time, CPU time (this process plus every descendant, sampled; without the sampler
-    thread's own) and peak memory."""
+    thread's own) and peak memory (``memory=False``: not sampled, reported as 0)."""
     c0, t0 = cpu_seconds(), time.perf_counter()
-    with PeakMemory() as mem:
+    with PeakMemory(pss=memory) as mem:
         before = dict(mem.child_cpu)
         out = fn()
     wall = time.perf_counter() - t0
@@ -188,11 +196,11 @@ def config(info: dict[str, Any], patch: int, stride: int, unit_size: int | None 
 # ------------------------------------------------------------------------------------------------------ runs
 
 
-def run_saropt(cfg: Any, out: Path, workers: int) -> dict[str, Any]:
+def run_saropt(cfg: Any, out: Path, workers: int, memory: bool = True) -> dict[str, Any]:
     from saropt.dataset.build import build_dataset
 
     shutil.rmtree(out, ignore_errors=True)
-    res, m = measure(lambda: build_dataset(cfg, out, workers=workers))
+    res, m = measure(lambda: build_dataset(cfg, out, workers=workers), memory)
     s = res.summary
     fp = s["scenes"][0]["regions"][0]
     warped = _warped_pixels(cfg, out)
@@ -217,7 +225,7 @@ def _warped_pixels(cfg: Any, out: Path) -> int:
     return sum(u.block.area for u in plan.units)
 
 
-def run_baseline(cfg: Any, out: Path) -> dict[str, Any]:
+def run_baseline(cfg: Any, out: Path, memory: bool = True) -> dict[str, Any]:
     """rasterio.warp.reproject of the whole optical image, then slicing and PIL PNG writes."""
     shutil.rmtree(out, ignore_errors=True)
 
@@ -271,7 +279,7 @@ def run_baseline(cfg: Any, out: Path) -> dict[str, Any]:
             n += 1
         return n, sp.sar.width * sp.sar.height
 
-    (n, warped), m = measure(work)
+    (n, warped), m = measure(work, memory)
     m.update(
         pairs=n,
         kept=n,
@@ -287,8 +295,9 @@ def run_baseline(cfg: Any, out: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------ report
 
 
-def run_child(tool: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One measured run of ``tool`` in a fresh Python process (this script with ``--one``)."""
+def run_child(tool: str, args: argparse.Namespace, memory: bool = False) -> dict[str, Any]:
+    """One measured run of ``tool`` in a fresh Python process (this script with ``--one``); ``memory``: sample
+    peak memory (a memory run) instead of timing undisturbed."""
     import subprocess
     import tempfile
 
@@ -297,6 +306,8 @@ def run_child(tool: str, args: argparse.Namespace) -> dict[str, Any]:
         cmd = [sys.executable, __file__, "--one", tool, "--json-out", str(out), "--workdir", str(args.workdir)]
         cmd += ["--size", str(args.size), "--patch", str(args.patch), "--stride", str(args.stride)]
         cmd += ["--workers", str(args.workers)]
+        if memory:
+            cmd += ["--memory-run"]
         if args.unit_size is not None:
             cmd += ["--unit-size", str(args.unit_size)]
         subprocess.run(cmd, check=True)
@@ -324,6 +335,7 @@ def report(title: str, rows: dict[str, dict[str, Any]]) -> None:
         ("MP warped", "mp_warped", "{:.0f}", None),
         ("MP warped / s (wall)", "mp_per_s", "{:.0f}", False),
         ("peak memory, PSS (MB)", "peak_mb", "{:.0f}", True),
+        ("wall time, memory run (s)", "memory_run_wall_s", "{:.1f}", True),
     ]
     for label, key, f, lower_better in lines:
         vals = [rows[n].get(key) for n in names]
@@ -356,6 +368,7 @@ def main() -> None:
     )
     ap.add_argument("--one", choices=["saropt", "baseline"], help=argparse.SUPPRESS)  # one run, in a child
     ap.add_argument("--json-out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--memory-run", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     import logging
@@ -371,7 +384,7 @@ def main() -> None:
     if args.one:
         run = run_saropt if args.one == "saropt" else run_baseline
         kw = {"workers": args.workers} if args.one == "saropt" else {}
-        result = run(cfg, args.workdir / f"out-{args.one}", **kw)
+        result = run(cfg, args.workdir / f"out-{args.one}", memory=args.memory_run, **kw)
         args.json_out.write_text(json.dumps(result))
         return
     # Each run in a fresh process, as a command-line build is: a second build in one process finds the fork
@@ -388,6 +401,11 @@ def main() -> None:
             line += f", baseline {runs['baseline'][-1]['wall_s']:.2f} s"
         print(line, flush=True)
     rows = {name: median_run(rs) for name, rs in runs.items() if rs}
+    # Peak memory from one more run of each, sampled (its sampler slows a 2-worker build: see the docstring).
+    for name in rows:
+        mem = run_child(name, args, memory=True)
+        rows[name].update(peak_mb=mem["peak_mb"], memory_run_wall_s=mem["wall_s"])
+    print("  memory runs: " + ", ".join(f"{n} {r['memory_run_wall_s']:.2f} s" for n, r in rows.items()))
     report(
         f"{args.size} x {args.size} pair, patch {args.patch}, stride {args.stride}, saropt with {args.workers} "
         f"workers, median of {len(runs['saropt'])} runs (load average now {os.getloadavg()[0]:.1f})",
