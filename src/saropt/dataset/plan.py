@@ -117,6 +117,11 @@ class Unit:
     patch_ids: tuple[int, ...]
     windows: tuple[Window, ...]
 
+    @property
+    def row_key(self) -> str:
+        """``"<scene>-<region>-<block row>"``: the units of one block row share it."""
+        return self.uid.rsplit("-", 1)[0]
+
 
 @dataclass(frozen=True)
 class BuildPlan:

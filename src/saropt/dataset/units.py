@@ -106,10 +106,11 @@ def _keep_large_allocations() -> None:
     mallopt(-1, 512 * 2**20)  # M_TRIM_THRESHOLD
 
 
-def run_unit_in_worker(index: int) -> UnitResult:
-    """Run unit ``index`` of the plan given to :func:`init_worker`."""
+def run_units_in_worker(indices: tuple[int, ...]) -> list[UnitResult]:
+    """Run units ``indices`` of the plan given to :func:`init_worker`, in turn (a chunk of neighbours:
+    :func:`saropt.dataset.build.unit_chunks`)."""
     plan: BuildPlan = _WORKER["plan"]
-    return run_unit(plan, plan.units[index], _WORKER["layout"], _WORKER["quality"])
+    return [run_unit(plan, plan.units[i], _WORKER["layout"], _WORKER["quality"]) for i in indices]
 
 
 def _quality_config(plan: BuildPlan) -> Any:
