@@ -280,21 +280,25 @@ def seamline_score(
     # context; a candidate keeps the smaller of its patch step and its step along the extended line.
     per_line = unexplained.max(axis=2)  # (angle, line)
     channel = unexplained.argmax(axis=2)
-    score, angle = 0.0, float("nan")
+    candidates: list[tuple[float, float, float, int, float, float]] = []
     for _ in range(CANDIDATES):
         a_i, l_i = np.unravel_index(int(np.argmax(per_line)), per_line.shape)
         patch_step = float(per_line[a_i, l_i])
-        if patch_step <= score:
-            break  # following a line only lowers its step: none of the weaker ones can win
+        if patch_step <= 0.0:
+            break
         ch = int(channel[a_i, l_i])
         sign = 1.0 if lower[a_i, l_i, ch] > 0 else -1.0
         offset = l_i + b - 0.5 - (size - 1) / 2.0  # the line lies between columns l_i + b - 1 and l_i + b
-        ext = _extended_step(context, float(angles[a_i]), offset, n, ch, sign, float(beta[ch]))
-        value = patch_step if not np.isfinite(ext) else min(patch_step, max(ext, 0.0))
-        if value > score:
-            score, angle = value, float(angles[a_i])
+        candidates.append((patch_step, float(angles[a_i]), offset, ch, sign, float(beta[ch])))
         for a_k in (a_i - 1, a_i, a_i + 1):  # the same boundary at a neighbouring angle or offset
             per_line[a_k % N_ANGLES, max(l_i - 2, 0) : l_i + 3] = -1.0
+    score, angle = 0.0, float("nan")
+    for (patch_step, deg, *_), ext in zip(candidates, _extended_steps(context, candidates, n)):
+        if patch_step <= score:
+            break  # following a line only lowers its step: none of the weaker ones can win
+        value = patch_step if not np.isfinite(ext) else min(patch_step, max(ext, 0.0))
+        if value > score:
+            score, angle = value, deg
     return score, (angle if score > 0 else float("nan"))
 
 
@@ -366,15 +370,18 @@ def seam_context(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray | None, blo
     if h < d or w < d:
         return SeamContext(np.full((hc, wc, n_opt + 1), np.nan, np.float32), d)
     # uint8 throughout (OpenCV's integer-factor area reduction): a tenth of the memory traffic of float32; the
-    # block means are rounded to whole grey levels, far below the steps measured
-    planes = [o[: hc * d, : wc * d, c] for c in range(n_opt)] + [sar[: hc * d, : wc * d]]
-    stack = cv2.merge([np.ascontiguousarray(p, dtype=np.uint8) for p in planes])
+    # block means are rounded to whole grey levels, far below the steps measured. The optical (interleaved as
+    # read) and the SAR are reduced apart and joined small: interleaving them first copied every pixel twice.
+    images = [
+        np.asarray(o[: hc * d, : wc * d], dtype=np.uint8),
+        np.asarray(sar[: hc * d, : wc * d], dtype=np.uint8),
+    ]
     all_valid = valid is None or bool(np.all(valid))
     if not all_valid:
         mask = np.ascontiguousarray(valid[: hc * d, : wc * d], dtype=np.uint8) * np.uint8(255)
-        stack = cv2.bitwise_and(stack, stack, mask=mask)
-    means = cv2.resize(stack, (wc, hc), interpolation=cv2.INTER_AREA).astype(np.float32)
-    means = means.reshape(hc, wc, n_opt + 1)
+        images = [cv2.bitwise_and(a, a, mask=mask) for a in images]
+    small = [cv2.resize(a, (wc, hc), interpolation=cv2.INTER_AREA).reshape(hc, wc, -1) for a in images]
+    means = np.concatenate(small, axis=2).astype(np.float32)
     if not all_valid:
         share = cv2.resize(mask, (wc, hc), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         means /= np.maximum(share, 1e-3)[..., None]
@@ -382,20 +389,21 @@ def seam_context(sar: np.ndarray, opt: np.ndarray, valid: np.ndarray | None, blo
     return SeamContext(means.reshape(hc, wc, n_opt + 1), d)
 
 
-def _extended_step(
-    ctx: SeamContext, angle_deg: float, offset: float, n: int, ch: int, sign: float, beta: float
-) -> float:
-    """Consistent unexplained step of a patch's candidate line, followed through the context.
+def _extended_steps(
+    ctx: SeamContext, candidates: list[tuple[float, float, float, int, float, float]], n: int
+) -> list[float]:
+    """Consistent unexplained step of each of a patch's candidate lines, followed through the context.
 
-    The line has direction ``angle_deg`` and lies ``offset`` detector blocks from the patch centre along its
-    normal; it is followed ``EXTEND`` patch sides long, centred on the patch. Along it the wide band step of
-    optical channel ``ch`` minus ``beta`` times the SAR's, times ``sign``, is sampled once per block; the
-    result is its ``STEP_QUANTILE`` quantile over the valid samples, or NaN when fewer than ``MIN_EXTENDED * n``
-    samples are valid (too little context to judge).
+    A candidate ``(patch_step, angle_deg, offset, ch, sign, beta)`` is a line of direction ``angle_deg`` lying
+    ``offset`` detector blocks from the patch centre along its normal; it is followed ``EXTEND`` patch sides
+    long, centred on the patch. Along it the wide band step of optical channel ``ch`` minus ``beta`` times the
+    SAR's, times ``sign``, is sampled once per block; the result is its ``STEP_QUANTILE`` quantile over the
+    valid samples, or NaN when fewer than ``MIN_EXTENDED * n`` samples are valid (too little context to judge).
+    All candidates are sampled by one ``cv2.remap`` (each sample is computed alone: the values are those of one
+    call per line).
     """
-    t = np.deg2rad(angle_deg)
-    ex, ey = np.cos(t), -np.sin(t)
-    px, py = -ey, ex
+    if not candidates:
+        return []
     d = ctx.block_px
     # The patch's detector grid is the context's shifted by origin / d blocks (block centres at integers).
     cx = ctx.origin[0] / d + (n - 1) / 2.0
@@ -403,24 +411,33 @@ def _extended_step(
     half = EXTEND * n / 2.0
     v = np.arange(-half, half + 1.0)
     s = np.concatenate([np.arange(-BAND, 0), np.arange(0, BAND)]) + 0.5  # band columns across the line
-    xs = cx + (offset + s[:, None]) * px + v[None, :] * ex
-    ys = cy + (offset + s[:, None]) * py + v[None, :] * ey
+    # the directions as one scalar call each, as before: array and scalar cosines may differ in the last bit
+    e = np.array([(np.cos(np.deg2rad(c[1])), -np.sin(np.deg2rad(c[1]))) for c in candidates])  # (K, 2)
+    ex, ey = e[:, 0, None, None], e[:, 1, None, None]
+    px, py = -ey, ex
+    across = np.array([c[2] for c in candidates])[:, None, None] + s[None, :, None]  # (K, 2 * BAND, 1)
+    xs = cx + across * px + v[None, None, :] * ex
+    ys = cy + across * py + v[None, None, :] * ey
+    k_all = len(candidates)
     sampled = cv2.remap(
         ctx.stack,
-        xs.astype(np.float32),
-        ys.astype(np.float32),
+        xs.reshape(k_all * 2 * BAND, v.size).astype(np.float32),
+        ys.reshape(k_all * 2 * BAND, v.size).astype(np.float32),
         interpolation=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(np.nan,) * 4,
-    )
-    if sampled.ndim == 2:
-        sampled = sampled[..., None]
-    # (t, channel): the difference of the two band means; BAND is a power of two, so dividing the difference of
-    # the sums is exact, and skips np.mean's per-call overhead (thousands of calls per build unit)
-    step = (sampled[BAND:].sum(axis=0) - sampled[:BAND].sum(axis=0)) / np.float32(BAND)
-    resid = sign * (step[:, ch] - beta * step[:, -1])
-    resid = resid[np.isfinite(resid)]
-    if resid.size < MIN_EXTENDED * n:
-        return float("nan")
-    k = int(np.floor(STEP_QUANTILE * (resid.size - 1) + 0.5))  # the same order statistic as the patch scan
-    return float(np.partition(resid, k)[k])
+    ).reshape(k_all, 2 * BAND, v.size, -1)
+    # (candidate, t, channel): the difference of the two band means; BAND is a power of two, so dividing the
+    # difference of the sums is exact
+    steps = (sampled[:, BAND:].sum(axis=1) - sampled[:, :BAND].sum(axis=1)) / np.float32(BAND)
+    rows = np.arange(k_all)
+    ch = np.array([c[3] for c in candidates])
+    sign = np.array([c[4] for c in candidates], np.float32)[:, None]
+    beta = np.array([c[5] for c in candidates], np.float32)[:, None]
+    resid = sign * (steps[rows, :, ch] - beta * steps[:, :, -1])  # (K, t), float32 as one line at a time
+    n_ok = np.isfinite(resid).sum(axis=1)
+    resid.sort(axis=1)  # NaN last: the k-th finite value is the k-th of the row
+    kth = np.floor(STEP_QUANTILE * (np.maximum(n_ok, 1) - 1) + 0.5).astype(np.intp)  # as the patch scan's
+    out = resid[rows, kth].astype(np.float64)
+    out[n_ok < MIN_EXTENDED * n] = np.nan
+    return out.tolist()
