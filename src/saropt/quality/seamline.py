@@ -411,7 +411,7 @@ def _extended_steps(
     half = EXTEND * n / 2.0
     v = np.arange(-half, half + 1.0)
     s = np.concatenate([np.arange(-BAND, 0), np.arange(0, BAND)]) + 0.5  # band columns across the line
-    # the directions as one scalar call each, as before: array and scalar cosines may differ in the last bit
+    # one scalar cosine and sine per line: NumPy's array and scalar paths may differ in the last bit
     e = np.array([(np.cos(np.deg2rad(c[1])), -np.sin(np.deg2rad(c[1]))) for c in candidates])  # (K, 2)
     ex, ey = e[:, 0, None, None], e[:, 1, None, None]
     px, py = -ey, ex
