@@ -290,12 +290,14 @@ def unit_chunks(plan: BuildPlan, todo: list[int], workers: int) -> list[tuple[in
     """
     longest = max(1, len(todo) // (2 * max(1, workers)))
     rows: list[list[int]] = []
+    last_key = None
     for i in todo:
         key = plan.units[i].row_key
-        if rows and plan.units[rows[-1][-1]].row_key == key and rows[-1][-1] == i - 1:
+        if key == last_key and rows[-1][-1] == i - 1:
             rows[-1].append(i)
         else:
             rows.append([i])
+        last_key = key
     chunks: list[tuple[int, ...]] = []
     for row in rows:
         parts = -(-len(row) // longest)  # ceil

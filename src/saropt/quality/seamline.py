@@ -285,7 +285,7 @@ def seamline_score(
         a_i, l_i = np.unravel_index(int(np.argmax(per_line)), per_line.shape)
         patch_step = float(per_line[a_i, l_i])
         if patch_step <= 0.0:
-            break
+            break  # the score starts at 0: a line without a step cannot win
         ch = int(channel[a_i, l_i])
         sign = 1.0 if lower[a_i, l_i, ch] > 0 else -1.0
         offset = l_i + b - 0.5 - (size - 1) / 2.0  # the line lies between columns l_i + b - 1 and l_i + b
