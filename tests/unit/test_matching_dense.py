@@ -19,6 +19,7 @@ from saropt.matching.scoring import ModelScorer, dihedral_views, undo_dihedral
 from saropt.matching.train import selection_key, train
 from saropt.matching.views import ViewSpec
 
+from .cliutil import run_cli
 from .matching_fake import write_fake_saropt
 
 DENSE = dict(
@@ -159,3 +160,91 @@ def test_eval_reports_every_protocol_for_a_dense_checkpoint(fake: Path, tmp_path
     loc = m["localisation"]["methods"]["dense"]
     assert 0.0 <= loc["cmr_1px"] <= loc["cmr_3px"] <= 1.0 and loc["rmse_px"] >= 0.0
     assert m["meta"]["tta"] is True and "| dense |" in r.output
+
+
+def _fusion_members() -> list[ModelScorer]:
+    torch.manual_seed(0)
+    bnn = ModelScorer(build_model("bnn", "test_resnet", embedding_dim=8).eval(), spec=ViewSpec(24, 16))
+    small = ModelScorer(build_model("bnn", "test_resnet", embedding_dim=6).eval(), name="small", spec=ViewSpec(16, 16))
+    dense = ModelScorer(build_model("dense", "unused", embedding_dim=8, dense_width=4).eval(), spec=ViewSpec(12, 0))
+    return [bnn, small, dense]
+
+
+def test_fusion_members_see_their_own_views_and_scores_are_standardised() -> None:
+    from saropt.matching.scoring import FusionScorer
+    from saropt.matching.views import make_view
+
+    members = _fusion_members()
+    fusion = FusionScorer(members)
+    assert fusion.name == "bnn+small+dense" and fusion.spec == ViewSpec(24, 0)  # the widest view-bound crop
+    g = torch.Generator().manual_seed(3)
+    patches = [(torch.rand(1, 32, 32, generator=g), torch.rand(3, 32, 32, generator=g)) for _ in range(6)]
+    views = [make_view(s, o, fusion.spec) for s, o in patches]
+    cs = fusion.encode_sar(torch.stack([v[0] for v in views]))
+    co = fusion.encode_opt(torch.stack([v[1] for v in views]))
+    assert cs.ndim == 2 and cs.shape[0] == 6
+    with pytest.raises(ConfigError, match="calibrate"):
+        fusion.pair_scores(cs, co)
+
+    # each member's part of the code is what the member gives alone: its own view (a nested centred crop, then
+    # its resize), the dense member the whole native crop
+    raw = []
+    for m in members:
+        spec = fusion.spec if m.name == "dense" else m.spec
+        own = [make_view(s, o, spec) for s, o in patches]
+        a, b = m.encode_sar(torch.stack([v[0] for v in own])), m.encode_opt(torch.stack([v[1] for v in own]))
+        raw.append((m.score_matrix(a, b), m.pair_scores(a, b)))
+    np.testing.assert_allclose(fusion.member_pair_scores(cs, co), np.stack([p for _, p in raw]), rtol=1e-5, atol=1e-6)
+
+    # standardised by the calibration pairs (here every SAR code against a rolled optical one, and itself)
+    rows = torch.tensor([0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5])
+    cols = torch.tensor([0, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 0])
+    fusion.calibrate(cs[rows], co[cols])
+    cal = [mat[rows.numpy(), cols.numpy()] for mat, _ in raw]
+    want = np.mean([(mat - c.mean()) / c.std() for (mat, _), c in zip(raw, cal)], axis=0)
+    # (all-pairs and paired scores of an untrained model differ by ~1e-6 in float32: divided by a small spread)
+    np.testing.assert_allclose(fusion.score_matrix(cs, co), want, atol=1e-3)
+    np.testing.assert_allclose(fusion.pair_scores(cs, co), np.diag(want), atol=1e-3)
+    assert want.std() > 0.1  # a real spread, far above the tolerance
+
+    # localisation: the dense member's surface, standardised (the patch codes' flat surfaces are left out)
+    assert fusion.localisers() == ["dense"]
+    template, window = patches[0][0][:, 4:24, 4:24], patches[0][1][:, :28, :28]
+    surf = members[2].surface(template, window, ViewSpec(), 32)
+    np.testing.assert_allclose(fusion.surface(template, window, ViewSpec(), 32), (surf - surf.mean()) / surf.std(), rtol=1e-5, atol=1e-6)
+
+    with pytest.raises(ConfigError, match="at least two"):
+        FusionScorer(members[:1])
+
+
+def test_eval_fuses_a_bnn_with_a_dense_matcher(fake: Path, tmp_path: Path) -> None:
+    dense, bnn = tmp_path / "dense", tmp_path / "bnn"
+    train(TrainConfig.from_dict({**DENSE, "data": str(fake), "epochs": 1}), dense)
+    train(
+        TrainConfig.from_dict(
+            {"model": "bnn", "backbone": "test_resnet", "embedding_dim": 8, "crop": 24, "size": 16, "epochs": 1,
+             "batch_size": 8, "val_pairs": 16, "threads": 1, "data": str(fake)}
+        ),
+        bnn,
+    )
+    metrics = tmp_path / "m.json"
+    args = ["match", "eval", "-k", str(bnn), "-k", str(dense), "--data", str(fake), "--split", "test",
+            "--search-radius", "4", "--templates", "4", "--candidates", "8", "--baseline", "cfog"]
+    r = CliRunner().invoke(cli, [*args, "--fuse", "--json", str(metrics)])
+    assert r.exit_code == 0, r.output
+    m = json.loads(metrics.read_text())
+    for proto in ("balanced", "hard", "localisation", "retrieval"):
+        assert set(m[proto]["methods"]) == {"bnn+dense", "cfog"}, proto
+    assert m["meta"]["fusion"] == ["bnn", "dense"] and m["meta"]["fusion_localisers"] == ["dense"]
+    assert m["balanced"]["threshold_source"] == "val" and "default" not in m["balanced"]
+    assert "(fusion; scales from the balanced pairs of val); it localises with dense" in r.output
+    assert 0.0 <= m["balanced"]["roc_auc"] <= 1.0 and m["retrieval"]["queries"] > 0  # 1-epoch models: wiring only
+    # the localisation of the fusion is its dense member's: the same predictions as the dense model alone
+    alone_args = ["match", "eval", "-k", str(dense), *args[6:], "--protocol", "localisation"]
+    r = CliRunner().invoke(cli, [*alone_args, "--json", str(tmp_path / "d.json")])
+    assert r.exit_code == 0, r.output
+    alone = json.loads((tmp_path / "d.json").read_text())["localisation"]
+    assert alone["method"] == "dense" and alone["rmse_px"] == pytest.approx(m["localisation"]["rmse_px"])
+
+    code, out = run_cli([*args, "--fuse", "--ensemble"])
+    assert code != 0 and out.strip() == "saropt: error: choose one of ensemble (one kind: mean score) and fuse (any kinds)"

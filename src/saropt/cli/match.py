@@ -219,6 +219,11 @@ def train_cmd(
     "--ensemble", is_flag=True,
     help="Score all --checkpoint models as one method, the mean of their scores (one model kind and view).",
 )
+@click.option(
+    "--fuse", is_flag=True,
+    help="Score all --checkpoint models (any kinds: BNN with dense matcher) as one method, the mean of their "
+    "scores standardised on the calibration split.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option(
     "--tta", is_flag=True,
@@ -247,6 +252,7 @@ def eval_cmd(
     candidates: int,
     bootstrap: int,
     ensemble: bool,
+    fuse: bool,
     device: str,
     tta: bool,
 ) -> None:
@@ -287,6 +293,7 @@ def eval_cmd(
             progress=progress,
             tta=tta,
             ensemble=ensemble,
+            fuse=fuse,
         )
     if json_path:
         report.write_json(json_path)

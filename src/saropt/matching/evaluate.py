@@ -52,15 +52,17 @@ from saropt.matching.metrics import (
 )
 from saropt.matching.protocols import (
     PROTOCOLS,
+    PatchCodes,
     Progress,
     ProtocolSettings,
     encode_patches,
     limit_patches,
     localisation_protocol,
+    pair_indices,
     pair_protocol,
     retrieval_protocol,
 )
-from saropt.matching.scoring import EnsembleScorer, ModelScorer, Scorer
+from saropt.matching.scoring import EnsembleScorer, FusionScorer, ModelScorer, Scorer
 from saropt.matching.views import ViewSpec
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,12 @@ class EvaluationReport:
             notes.append("trained models scored under the 8 flips/rotations, averaged (TTA)")
         if meta.get("ensemble"):
             notes.append(f"{self.primary}: the mean score of {meta['ensemble']} checkpoints (ensemble)")
+        if meta.get("fusion"):
+            notes.append(
+                f"{self.primary}: the mean of the standardised scores of {', '.join(meta['fusion'])} (fusion; "
+                f"scales from the balanced pairs of {meta.get('calibration_split')}); it localises with "
+                f"{', '.join(meta.get('fusion_localisers', []))}"
+            )
         resamples = meta.get("settings", {}).get("bootstrap")
         if versus and resamples:
             notes.append(
@@ -301,6 +309,30 @@ def _add_intervals(
             }
 
 
+def _calibrate_fusion(
+    fusion: Scorer,
+    test_ds: Any,
+    test_codes: PatchCodes,
+    val_ds: Any | None,
+    val_codes: PatchCodes | None,
+    settings: ProtocolSettings,
+    progress: Progress | None,
+) -> None:
+    """Standardise a fusion's members on the calibration split's balanced pairs (the evaluation split's
+    when there is none, as thresholds are)."""
+    assert isinstance(fusion, FusionScorer)
+    ds, codes = test_ds, test_codes
+    if val_ds is not None:
+        ds, codes = val_ds, val_codes
+        if codes is None:
+            codes = encode_patches(ds, [fusion], fusion.spec, settings.batch_size, progress, "encode val")
+    import torch
+
+    sar_idx, opt_idx, _ = pair_indices(ds, settings.negative_ratio, False, settings.seed)
+    cs, co = codes.sar[fusion.name], codes.opt[fusion.name]
+    fusion.calibrate(cs[torch.as_tensor(sar_idx)], co[torch.as_tensor(opt_idx)])
+
+
 def _scenes(ds: Any) -> set[str]:
     if hasattr(ds, "records"):
         return {str(r.scene) for r in ds.records}
@@ -322,6 +354,7 @@ def evaluate(
     progress: Progress | None = None,
     tta: bool = False,
     ensemble: bool = False,
+    fuse: bool = False,
 ) -> EvaluationReport:
     """Run the protocols for trained checkpoints and training-free baselines on one split of a dataset.
 
@@ -342,6 +375,8 @@ def evaluate(
             report's ``meta`` records it).
         ensemble: score the checkpoints as one method, the mean of their scores
             (:class:`~saropt.matching.scoring.EnsembleScorer`; one model kind and view).
+        fuse: score the checkpoints as one method, the mean of their scores standardised on the calibration
+            split's balanced pairs (:class:`~saropt.matching.scoring.FusionScorer`; any kinds and views).
 
     Returns:
         The :class:`EvaluationReport`.
@@ -363,6 +398,8 @@ def evaluate(
         raise ConfigError(f"unknown baselines {bad}; use {', '.join(BASELINES)}")
     if not checkpoints and not baselines:
         raise ConfigError("nothing to evaluate: give a checkpoint and/or baselines")
+    if ensemble and fuse:
+        raise ConfigError("choose one of ensemble (one kind: mean score) and fuse (any kinds)")
 
     scorers: list[Scorer] = []
     ckpts: list[dict[str, Any]] = []
@@ -377,6 +414,8 @@ def evaluate(
         ckpt_names.append(sc.name)
     if ensemble:
         scorers = [EnsembleScorer([s for s in scorers if isinstance(s, ModelScorer)])]
+    elif fuse:
+        scorers = [FusionScorer([s for s in scorers if isinstance(s, ModelScorer)])]
     if view is None:
         if not ckpts:
             raise ConfigError("baselines without a checkpoint need a view: pass crop and size")
@@ -426,6 +465,8 @@ def evaluate(
         test_codes = encode_patches(test_ds, scorers, view, settings.batch_size, progress, f"encode {split}")
     if val_ds is not None and {"balanced", "hard"} & set(protocols):
         val_codes = encode_patches(val_ds, scorers, view, settings.batch_size, progress, f"encode {source}")
+    if fuse and test_codes is not None:
+        _calibrate_fusion(scorers[0], test_ds, test_codes, val_ds, val_codes, settings, progress)
     for proto in protocols:
         log.info("protocol %s on %d patches", proto, len(test_ds))
         if proto in ("balanced", "hard"):
@@ -481,6 +522,8 @@ def evaluate(
         "checkpoints": [ck.get("path") for ck in ckpts],
         "tta": bool(tta),
         "ensemble": len(ckpts) if ensemble else 0,
+        "fusion": [str(m.name) for m in scorers[0].members] if fuse else [],  # type: ignore[attr-defined]
+        "fusion_localisers": scorers[0].localisers() if fuse else [],  # type: ignore[attr-defined]
         "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
         "split_sha256": test_fp["sha256"],
         "warnings": warnings,

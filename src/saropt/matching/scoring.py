@@ -234,39 +234,13 @@ class ModelScorer(Scorer):
             return mean[0].cpu().numpy().astype(np.float64)
 
 
-class EnsembleScorer(Scorer):
-    """Several trained models of one kind and view as one method: each score is the mean of the members'.
-
-    Typically the same recipe trained with other seeds. A member's code keeps its own layout; the ensemble's
-    code of a patch is the members' codes flattened and joined, so the protocols store and index it like any
-    other code.
-
-    Args:
-        members: two or more :class:`ModelScorer` of one model kind and one view.
-        name: report name (default ``"<kind>-x<count>"``).
-
-    Raises:
-        ConfigError: fewer than two members, or members of different kinds or views.
-    """
+class _JoinedScorer(Scorer):
+    """Several :class:`ModelScorer` as one: a patch's code is the members' codes flattened and joined."""
 
     trained = True
+    members: list[ModelScorer]
 
-    def __init__(self, members: list[ModelScorer], name: str | None = None) -> None:
-        from saropt.errors import ConfigError
-
-        if len(members) < 2:
-            raise ConfigError("an ensemble needs at least two checkpoints")
-        kinds = {getattr(m.model, "kind", m.name) for m in members}
-        specs = {m.spec for m in members}
-        if len(kinds) != 1 or len(specs) != 1:
-            raise ConfigError(
-                f"an ensemble needs checkpoints of one model kind and one view, got kinds {sorted(kinds)} "
-                f"and {len(specs)} views"
-            )
-        self.members = list(members)
-        self.spec = members[0].spec
-        self.name = name or f"{kinds.pop()}-x{len(members)}"
-        self.default_threshold = float(np.mean([m.default_threshold for m in members]))
+    def __init__(self) -> None:
         self._shapes: dict[str, list[tuple[int, ...]]] = {}
 
     def _join(self, side: str, codes: list["torch.Tensor"]) -> "torch.Tensor":
@@ -282,6 +256,40 @@ class EnsembleScorer(Scorer):
             parts.append(joined[:, start : start + size].reshape(joined.shape[0], *shape))
             start += size
         return parts
+
+
+class EnsembleScorer(_JoinedScorer):
+    """Several trained models of one kind and view as one method: each score is the mean of the members'.
+
+    Typically the same recipe trained with other seeds. A member's code keeps its own layout; the ensemble's
+    code of a patch is the members' codes flattened and joined, so the protocols store and index it like any
+    other code.
+
+    Args:
+        members: two or more :class:`ModelScorer` of one model kind and one view.
+        name: report name (default ``"<kind>-x<count>"``).
+
+    Raises:
+        ConfigError: fewer than two members, or members of different kinds or views.
+    """
+
+    def __init__(self, members: list[ModelScorer], name: str | None = None) -> None:
+        from saropt.errors import ConfigError
+
+        super().__init__()
+        if len(members) < 2:
+            raise ConfigError("an ensemble needs at least two checkpoints")
+        kinds = {getattr(m.model, "kind", m.name) for m in members}
+        specs = {m.spec for m in members}
+        if len(kinds) != 1 or len(specs) != 1:
+            raise ConfigError(
+                f"an ensemble needs checkpoints of one model kind and one view, got kinds {sorted(kinds)} "
+                f"and {len(specs)} views"
+            )
+        self.members = list(members)
+        self.spec = members[0].spec
+        self.name = name or f"{kinds.pop()}-x{len(members)}"
+        self.default_threshold = float(np.mean([m.default_threshold for m in members]))
 
     def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
         return self._join("sar", [m.encode_sar(sar) for m in self.members])
@@ -301,3 +309,117 @@ class EnsembleScorer(Scorer):
         self, template: "torch.Tensor", window: "torch.Tensor", spec: ViewSpec, patch_side: int
     ) -> np.ndarray:
         return np.mean([m.surface(template, window, spec, patch_side) for m in self.members], axis=0)
+
+
+def _is_dense(m: ModelScorer) -> bool:
+    return getattr(m.model, "kind", "") == "dense"
+
+
+class FusionScorer(_JoinedScorer):
+    """Trained models of different kinds and views as one method: the mean of their standardised scores.
+
+    Made for a patch-code model (the BNN) with a dense matcher. Their retrieval errors differ: the BNN's code
+    tells scenes apart better than places inside a scene, and the dense matcher's per-pixel descriptors keep
+    the layout. Each member's scores are standardised with the mean and standard deviation of its scores on
+    calibration pairs (:meth:`calibrate`: the validation split's balanced pairs in
+    :func:`saropt.matching.evaluate.evaluate`), then averaged with equal weights: nothing is tuned.
+
+    Views: the fusion sees one centred native crop, the widest of its view-bound members' crops (``0``: the
+    whole patch). Each such member cuts its own centred crop from it and resizes it to its size, so it sees what
+    it would see alone (the same pixels when crop differences are even). A dense member, fully convolutional,
+    sees the whole crop at native resolution.
+
+    Localisation: the mean of the dense members' surfaces, each standardised over its search window; the
+    patch-code members are left out when a dense one is present, since their surfaces are flat within a few
+    pixels. Without a dense member, every member's surface.
+
+    Args:
+        members: two or more :class:`ModelScorer`.
+        name: report name (default: the member names joined by ``+``).
+
+    Raises:
+        ConfigError: fewer than two members.
+    """
+
+    default_threshold = None
+
+    def __init__(self, members: list[ModelScorer], name: str | None = None) -> None:
+        from saropt.errors import ConfigError
+
+        super().__init__()
+        if len(members) < 2:
+            raise ConfigError("a fusion needs at least two checkpoints")
+        self.members = list(members)
+        bound = [m.spec or ViewSpec() for m in members if not _is_dense(m)]
+        crops = [sp.crop for sp in bound]
+        self.spec = ViewSpec(0 if (not crops or 0 in crops) else max(crops), 0)
+        self.name = name or "+".join(m.name for m in members)
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+
+    def _member_view(self, m: ModelScorer, x: "torch.Tensor") -> "torch.Tensor":
+        if _is_dense(m):
+            return x
+        spec = m.spec or ViewSpec()
+        side = spec.crop_side(x.shape[-1])
+        off = (x.shape[-1] - side) // 2
+        return resize(x[..., off : off + side, off : off + side], spec.size)
+
+    def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
+        return self._join("sar", [m.encode_sar(self._member_view(m, sar)) for m in self.members])
+
+    def encode_opt(self, opt: "torch.Tensor") -> "torch.Tensor":
+        return self._join("opt", [m.encode_opt(self._member_view(m, opt)) for m in self.members])
+
+    def member_pair_scores(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
+        """``(M, B)`` raw pair scores of each member."""
+        parts = zip(self.members, self._split("sar", cs), self._split("opt", co))
+        return np.stack([m.pair_scores(a, b) for m, a, b in parts])
+
+    def calibrate(self, cs: "torch.Tensor", co: "torch.Tensor") -> None:
+        """Set each member's score mean and standard deviation from paired calibration codes.
+
+        Raises:
+            InputError: fewer than two pairs, or a member whose calibration scores are all equal.
+        """
+        from saropt.errors import InputError
+
+        raw = self.member_pair_scores(cs, co)
+        if raw.shape[1] < 2:
+            raise InputError("a fusion needs at least two calibration pairs")
+        sd = raw.std(axis=1)
+        flat = [m.name for m, v in zip(self.members, sd) if not v > 1e-12]
+        if flat:
+            raise InputError(f"fusion member {flat[0]} gives one score to every calibration pair")
+        self.mean, self.scale = raw.mean(axis=1), sd
+
+    def _standardised(self, raw: list[np.ndarray]) -> np.ndarray:
+        from saropt.errors import ConfigError
+
+        if self.mean is None or self.scale is None:
+            raise ConfigError(f"{self.name}: calibrate the fusion before scoring")
+        return np.mean([(r - mu) / sd for r, mu, sd in zip(raw, self.mean, self.scale)], axis=0)
+
+    def pair_scores(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
+        return self._standardised(list(self.member_pair_scores(cs, co)))
+
+    def score_matrix(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
+        parts = zip(self.members, self._split("sar", cs), self._split("opt", co))
+        return self._standardised([m.score_matrix(a, b) for m, a, b in parts])
+
+    def _localisers(self) -> list[ModelScorer]:
+        return [m for m in self.members if _is_dense(m)] or self.members
+
+    def localisers(self) -> list[str]:
+        """Names of the members whose surfaces make the fusion's localisation surface."""
+        return [m.name for m in self._localisers()]
+
+    def surface(
+        self, template: "torch.Tensor", window: "torch.Tensor", spec: ViewSpec, patch_side: int
+    ) -> np.ndarray:
+        out = []
+        for m in self._localisers():
+            s = m.surface(template, window, m.spec or spec, patch_side)
+            sd = s.std()
+            out.append((s - s.mean()) / sd if sd > 1e-12 else s - s.mean())
+        return np.mean(out, axis=0)
