@@ -320,14 +320,14 @@ def _calibrate_fusion(
 ) -> None:
     """Standardise a fusion's members on the calibration split's balanced pairs (the evaluation split's
     when there is none, as thresholds are)."""
+    import torch
+
     assert isinstance(fusion, FusionScorer)
     ds, codes = test_ds, test_codes
     if val_ds is not None:
         ds, codes = val_ds, val_codes
-        if codes is None:
+        if codes is None:  # only retrieval was asked for: the validation patches are encoded for this alone
             codes = encode_patches(ds, [fusion], fusion.spec, settings.batch_size, progress, "encode val")
-    import torch
-
     sar_idx, opt_idx, _ = pair_indices(ds, settings.negative_ratio, False, settings.seed)
     cs, co = codes.sar[fusion.name], codes.opt[fusion.name]
     fusion.calibrate(cs[torch.as_tensor(sar_idx)], co[torch.as_tensor(opt_idx)])
