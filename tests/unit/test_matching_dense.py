@@ -165,8 +165,10 @@ def test_eval_reports_every_protocol_for_a_dense_checkpoint(fake: Path, tmp_path
 def _fusion_members() -> list[ModelScorer]:
     torch.manual_seed(0)
     bnn = ModelScorer(build_model("bnn", "test_resnet", embedding_dim=8).eval(), spec=ViewSpec(24, 16))
-    small = ModelScorer(build_model("bnn", "test_resnet", embedding_dim=6).eval(), name="small", spec=ViewSpec(16, 16))
-    dense = ModelScorer(build_model("dense", "unused", embedding_dim=8, dense_width=4).eval(), spec=ViewSpec(12, 0))
+    small_bnn = build_model("bnn", "test_resnet", embedding_dim=6).eval()
+    small = ModelScorer(small_bnn, name="small", spec=ViewSpec(16, 16))
+    dense_model = build_model("dense", "unused", embedding_dim=8, dense_width=4).eval()
+    dense = ModelScorer(dense_model, spec=ViewSpec(12, 0))
     return [bnn, small, dense]
 
 
@@ -194,7 +196,8 @@ def test_fusion_members_see_their_own_views_and_scores_are_standardised() -> Non
         own = [make_view(s, o, spec) for s, o in patches]
         a, b = m.encode_sar(torch.stack([v[0] for v in own])), m.encode_opt(torch.stack([v[1] for v in own]))
         raw.append((m.score_matrix(a, b), m.pair_scores(a, b)))
-    np.testing.assert_allclose(fusion.member_pair_scores(cs, co), np.stack([p for _, p in raw]), rtol=1e-5, atol=1e-6)
+    want_raw = np.stack([p for _, p in raw])
+    np.testing.assert_allclose(fusion.member_pair_scores(cs, co), want_raw, rtol=1e-5, atol=1e-6)
 
     # standardised by the calibration pairs (here every SAR code against a rolled optical one, and itself)
     rows = torch.tensor([0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5])
@@ -202,7 +205,7 @@ def test_fusion_members_see_their_own_views_and_scores_are_standardised() -> Non
     fusion.calibrate(cs[rows], co[cols])
     cal = [mat[rows.numpy(), cols.numpy()] for mat, _ in raw]
     want = np.mean([(mat - c.mean()) / c.std() for (mat, _), c in zip(raw, cal)], axis=0)
-    # (all-pairs and paired scores of an untrained model differ by ~1e-6 in float32: divided by a small spread)
+    # (all-pairs and paired scores of an untrained model differ by ~1e-6 in float32; the spread divides them)
     np.testing.assert_allclose(fusion.score_matrix(cs, co), want, atol=1e-3)
     np.testing.assert_allclose(fusion.pair_scores(cs, co), np.diag(want), atol=1e-3)
     assert want.std() > 0.1  # a real spread, far above the tolerance
@@ -211,7 +214,9 @@ def test_fusion_members_see_their_own_views_and_scores_are_standardised() -> Non
     assert fusion.localisers() == ["dense"]
     template, window = patches[0][0][:, 4:24, 4:24], patches[0][1][:, :28, :28]
     surf = members[2].surface(template, window, ViewSpec(), 32)
-    np.testing.assert_allclose(fusion.surface(template, window, ViewSpec(), 32), (surf - surf.mean()) / surf.std(), rtol=1e-5, atol=1e-6)
+    want_surf = (surf - surf.mean()) / surf.std()
+    got_surf = fusion.surface(template, window, ViewSpec(), 32)
+    np.testing.assert_allclose(got_surf, want_surf, rtol=1e-5, atol=1e-6)
 
     with pytest.raises(ConfigError, match="at least two"):
         FusionScorer(members[:1])
@@ -222,8 +227,8 @@ def test_eval_fuses_a_bnn_with_a_dense_matcher(fake: Path, tmp_path: Path) -> No
     train(TrainConfig.from_dict({**DENSE, "data": str(fake), "epochs": 1}), dense)
     train(
         TrainConfig.from_dict(
-            {"model": "bnn", "backbone": "test_resnet", "embedding_dim": 8, "crop": 24, "size": 16, "epochs": 1,
-             "batch_size": 8, "val_pairs": 16, "threads": 1, "data": str(fake)}
+            {"model": "bnn", "backbone": "test_resnet", "embedding_dim": 8, "crop": 24, "size": 16,
+             "epochs": 1, "batch_size": 8, "val_pairs": 16, "threads": 1, "data": str(fake)}
         ),
         bnn,
     )
@@ -238,7 +243,8 @@ def test_eval_fuses_a_bnn_with_a_dense_matcher(fake: Path, tmp_path: Path) -> No
     assert m["meta"]["fusion"] == ["bnn", "dense"] and m["meta"]["fusion_localisers"] == ["dense"]
     assert m["balanced"]["threshold_source"] == "val" and "default" not in m["balanced"]
     assert "(fusion; scales from the balanced pairs of val); it localises with dense" in r.output
-    assert 0.0 <= m["balanced"]["roc_auc"] <= 1.0 and m["retrieval"]["queries"] > 0  # 1-epoch models: wiring only
+    # 1-epoch models: the wiring only (the figures are checked in the test above)
+    assert 0.0 <= m["balanced"]["roc_auc"] <= 1.0 and m["retrieval"]["queries"] > 0
     # the localisation of the fusion is its dense member's: the same predictions as the dense model alone
     alone_args = ["match", "eval", "-k", str(dense), *args[6:], "--protocol", "localisation"]
     r = CliRunner().invoke(cli, [*alone_args, "--json", str(tmp_path / "d.json")])
@@ -247,4 +253,5 @@ def test_eval_fuses_a_bnn_with_a_dense_matcher(fake: Path, tmp_path: Path) -> No
     assert alone["method"] == "dense" and alone["rmse_px"] == pytest.approx(m["localisation"]["rmse_px"])
 
     code, out = run_cli([*args, "--fuse", "--ensemble"])
-    assert code != 0 and out.strip() == "saropt: error: choose one of ensemble (one kind: mean score) and fuse (any kinds)"
+    assert code != 0
+    assert out.strip() == "saropt: error: choose one of ensemble (one kind: mean score) and fuse (any kinds)"
