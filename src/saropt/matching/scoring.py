@@ -235,7 +235,11 @@ class ModelScorer(Scorer):
 
 
 class _JoinedScorer(Scorer):
-    """Several :class:`ModelScorer` as one: a patch's code is the members' codes flattened and joined."""
+    """Several :class:`ModelScorer` as one: a patch's code is the members' codes flattened and joined.
+
+    Subclasses combine the members' scores (:meth:`_member_scores`) and may give each member its own view of
+    the input (:meth:`_member_view`).
+    """
 
     trained = True
     members: list[ModelScorer]
@@ -256,6 +260,20 @@ class _JoinedScorer(Scorer):
             parts.append(joined[:, start : start + size].reshape(joined.shape[0], *shape))
             start += size
         return parts
+
+    def _member_view(self, m: ModelScorer, x: "torch.Tensor") -> "torch.Tensor":
+        return x
+
+    def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
+        return self._join("sar", [m.encode_sar(self._member_view(m, sar)) for m in self.members])
+
+    def encode_opt(self, opt: "torch.Tensor") -> "torch.Tensor":
+        return self._join("opt", [m.encode_opt(self._member_view(m, opt)) for m in self.members])
+
+    def _member_scores(self, method: str, cs: "torch.Tensor", co: "torch.Tensor") -> list[np.ndarray]:
+        """Each member's ``pair_scores`` or ``score_matrix`` (``method``) of its part of the joined codes."""
+        parts = zip(self.members, self._split("sar", cs), self._split("opt", co))
+        return [getattr(m, method)(a, b) for m, a, b in parts]
 
 
 class EnsembleScorer(_JoinedScorer):
@@ -291,19 +309,11 @@ class EnsembleScorer(_JoinedScorer):
         self.name = name or f"{kinds.pop()}-x{len(members)}"
         self.default_threshold = float(np.mean([m.default_threshold for m in members]))
 
-    def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
-        return self._join("sar", [m.encode_sar(sar) for m in self.members])
-
-    def encode_opt(self, opt: "torch.Tensor") -> "torch.Tensor":
-        return self._join("opt", [m.encode_opt(opt) for m in self.members])
-
     def pair_scores(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
-        pairs = zip(self.members, self._split("sar", cs), self._split("opt", co))
-        return np.mean([m.pair_scores(a, b) for m, a, b in pairs], axis=0)
+        return np.mean(self._member_scores("pair_scores", cs, co), axis=0)
 
     def score_matrix(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
-        pairs = zip(self.members, self._split("sar", cs), self._split("opt", co))
-        return np.mean([m.score_matrix(a, b) for m, a, b in pairs], axis=0)
+        return np.mean(self._member_scores("score_matrix", cs, co), axis=0)
 
     def surface(
         self, template: "torch.Tensor", window: "torch.Tensor", spec: ViewSpec, patch_side: int
@@ -365,16 +375,9 @@ class FusionScorer(_JoinedScorer):
         off = (x.shape[-1] - side) // 2
         return resize(x[..., off : off + side, off : off + side], spec.size)
 
-    def encode_sar(self, sar: "torch.Tensor") -> "torch.Tensor":
-        return self._join("sar", [m.encode_sar(self._member_view(m, sar)) for m in self.members])
-
-    def encode_opt(self, opt: "torch.Tensor") -> "torch.Tensor":
-        return self._join("opt", [m.encode_opt(self._member_view(m, opt)) for m in self.members])
-
     def member_pair_scores(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
         """``(M, B)`` raw pair scores of each member."""
-        parts = zip(self.members, self._split("sar", cs), self._split("opt", co))
-        return np.stack([m.pair_scores(a, b) for m, a, b in parts])
+        return np.stack(self._member_scores("pair_scores", cs, co))
 
     def calibrate(self, cs: "torch.Tensor", co: "torch.Tensor") -> None:
         """Set each member's score mean and standard deviation from paired calibration codes.
@@ -404,8 +407,7 @@ class FusionScorer(_JoinedScorer):
         return self._standardised(list(self.member_pair_scores(cs, co)))
 
     def score_matrix(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
-        parts = zip(self.members, self._split("sar", cs), self._split("opt", co))
-        return self._standardised([m.score_matrix(a, b) for m, a, b in parts])
+        return self._standardised(self._member_scores("score_matrix", cs, co))
 
     def _localisers(self) -> list[ModelScorer]:
         return [m for m in self.members if _is_dense(m)] or self.members
