@@ -35,6 +35,7 @@ def write_fake_saropt(
     stride: int = 32,
     seed: int = 0,
     identical: bool = False,
+    truth_offsets: dict[str, tuple[int, int]] | None = None,
 ) -> Path:
     """Write a fake saropt dataset and return its root.
 
@@ -47,6 +48,8 @@ def write_fake_saropt(
         seed: random seed.
         identical: make each SAR patch exactly the luminance of its optical patch (no speckle), so that
             training-free measures must match perfectly.
+        truth_offsets: scene id -> ``(dx, dy)``: that scene's optical content sits ``dx, dy`` px away from
+            where the (wrong) truth says, ``opt(x + dx, y + dy) ~ sar(x, y)`` (wrapped at the scene border).
     """
     import pandas as pd
     from PIL import Image
@@ -76,6 +79,8 @@ def write_fake_saropt(
         if identical:
             opt = np.repeat(np.clip(255 * tex, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
             sar = opt[..., 0].copy()
+        dx, dy = (truth_offsets or {}).get(scene, (0, 0))
+        opt = np.roll(opt, (dy, dx), axis=(0, 1))
         for r in range(0, scene_side - patch + 1, stride):
             for c in range(0, scene_side - patch + 1, stride):
                 name = f"{pid}.png"

@@ -201,3 +201,25 @@ def test_pair_protocol_from_codes_equals_scoring_the_pair_items(tmp_path: Path) 
         assert np.array_equal(fast.labels, slow.labels)
         for s in scorers:
             assert np.allclose(fast.scores[s.name], slow.scores[s.name], atol=1e-9)
+
+
+def test_localisation_report_finds_a_scene_whose_truth_is_off(tmp_path: Path) -> None:
+    """One test scene's optical content sits 3 px right of where its truth says: both baselines see it there,
+    the report names that scene and its offset, and leaves the correct scene out."""
+    from saropt.matching.evaluate import evaluate
+
+    root = write_fake_saropt(
+        tmp_path / "off", identical=True, scene_side=128, patch=48, stride=40, truth_offsets={"s6": (3, 0)}
+    )
+    settings = ProtocolSettings(search_radius=6, max_templates=0, bootstrap=0)
+    rep = evaluate(
+        root, baselines=("ncc", "cfog"), protocols=("localisation",), settings=settings, view=ViewSpec(32, 0)
+    )
+    for m in ("ncc", "cfog"):
+        f = rep.results["localisation"][m]
+        assert f["scene_offsets"] == {"s6": [3.0, 0.0, 9], "s7": [0.0, 0.0, 9]}
+        assert f["scene_offset_median_px"] == 1.5 and f["scene_offset_max_px"] == 3.0
+    assert rep.meta["localisation_shared_scene_offsets"] == {"s6": [3.0, 0.0]}
+    md = rep.to_markdown()
+    assert "in 1 of 2 scenes every method's median error is 1 px or more" in md
+    assert "s6 (+3.0, +0.0)" in md

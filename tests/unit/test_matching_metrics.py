@@ -26,6 +26,8 @@ from saropt.matching.metrics import (
     retrieval_ranks,
     retrieval_scene_figures,
     roc_auc,
+    scene_offsets,
+    shared_scene_offsets,
 )
 from saropt.matching.protocols import ProtocolSettings
 
@@ -182,3 +184,20 @@ def test_localisation_and_retrieval_figures_on_resamples() -> None:
     rf = retrieval_figure_fn({"a": ranks})
     full = retrieval_figures(ranks)
     assert rf(np.arange(4))["a"] == {"recall_at_1": full["recall_at_1"], "recall_at_5": full["recall_at_5"]}
+
+
+def test_scene_offsets_are_per_scene_medians() -> None:
+    true = np.zeros((5, 2))
+    pred = np.array([[2, 0], [2, 1], [9, -9], [0, 0], [1, 0]], dtype=float)
+    off = scene_offsets(pred, true, np.array(["a", "a", "a", "b", "b"]))
+    assert off == {"a": (2.0, 0.0, 3), "b": (0.5, 0.0, 2)}  # the gross error of one template does not count
+    with pytest.raises(InputError, match="3 scenes for 5 templates"):
+        scene_offsets(pred, true, np.array(["a", "a", "b"]))
+
+
+def test_shared_scene_offsets_need_every_method_off_the_same_way() -> None:
+    a = {"s1": (2.0, 1.0, 9), "s2": (2.0, 0.0, 9), "s3": (0.5, 0.0, 9), "s4": (3.0, 0.0, 2)}
+    b = {"s1": (3.0, 1.0, 9), "s2": (-2.0, 0.0, 9), "s3": (0.0, 0.0, 9), "s4": (3.0, 0.0, 2)}
+    assert shared_scene_offsets({"a": a, "b": b}) == {"s1": (2.5, 1.0)}  # s2 disagrees, s3 is near 0
+    assert shared_scene_offsets({"a": a, "b": b}, min_templates=2)["s4"] == (3.0, 0.0)  # s4: too few templates
+    assert shared_scene_offsets({"a": a}) == {}  # one method cannot tell its own bias from the truth's

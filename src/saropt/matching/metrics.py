@@ -212,6 +212,67 @@ def localisation_figures(pred_xy: np.ndarray, true_xy: np.ndarray) -> dict[str, 
     }
 
 
+def scene_offsets(
+    pred_xy: np.ndarray, true_xy: np.ndarray, scenes: np.ndarray
+) -> dict[str, tuple[float, float, int]]:
+    """Median localisation error of each scene: where a method puts a scene's templates, against the truth.
+
+    A whole scene whose truth is off by ``o`` shifts every prediction of a good method by ``o``; noise and
+    gross errors of single templates do not move the median much.
+
+    Args:
+        pred_xy: ``(N, 2)`` predicted offsets ``(x, y)``.
+        true_xy: ``(N, 2)`` true offsets.
+        scenes: ``(N,)`` scene of each template.
+
+    Returns:
+        ``{scene: (dx, dy, templates)}``, the component-wise median of ``pred - true``.
+    """
+    err = np.asarray(pred_xy, np.float64).reshape(-1, 2) - np.asarray(true_xy, np.float64).reshape(-1, 2)
+    sc = np.asarray(scenes).astype(str)
+    if sc.shape[0] != err.shape[0]:
+        raise InputError(f"{sc.shape[0]} scenes for {err.shape[0]} templates")
+    out = {}
+    for s in sorted(set(sc.tolist())):
+        e = err[sc == s]
+        dx, dy = np.median(e, axis=0)
+        out[s] = (float(dx), float(dy), int(e.shape[0]))
+    return out
+
+
+def shared_scene_offsets(
+    offsets: dict[str, dict[str, tuple[float, float, int]]],
+    min_px: float = 1.0,
+    agree_px: float = 1.5,
+    min_templates: int = 3,
+) -> dict[str, tuple[float, float]]:
+    """Scenes where every method is off by the same amount: the truth, not the methods, is likely off there.
+
+    Args:
+        offsets: ``{method: scene_offsets(...)}`` for two or more methods.
+        min_px: every method's median error in the scene is at least this long.
+        agree_px: and all methods' median errors lie within this distance of each other.
+        min_templates: scenes with fewer templates are left out.
+
+    Returns:
+        ``{scene: (dx, dy)}``, the mean of the methods' median errors; empty for fewer than two methods.
+    """
+    if len(offsets) < 2:
+        return {}
+    scenes = set.intersection(*(set(o) for o in offsets.values()))
+    out = {}
+    for s in sorted(scenes):
+        if min(o[s][2] for o in offsets.values()) < min_templates:
+            continue
+        v = np.array([o[s][:2] for o in offsets.values()], np.float64)
+        far = np.hypot(v[:, 0], v[:, 1]).min() >= min_px
+        spread = np.hypot(*(v[:, None, :] - v[None, :, :]).transpose(2, 0, 1)).max()
+        if far and spread <= agree_px:
+            m = v.mean(axis=0)
+            out[s] = (float(m[0]), float(m[1]))
+    return out
+
+
 def retrieval_ranks(scores: np.ndarray, true_col: np.ndarray | None = None) -> np.ndarray:
     """Rank of the true candidate in each row of a query x candidate score matrix.
 

@@ -296,12 +296,13 @@ def pair_protocol(
 
 @dataclass(frozen=True)
 class LocalisationResult:
-    """Predicted and true template shifts per scorer."""
+    """Predicted and true template shifts per scorer, and each template's scene (``None`` when unknown)."""
 
     true_xy: np.ndarray
     pred_xy: dict[str, np.ndarray]
     template_side: int
     search_radius: int
+    scenes: np.ndarray | None = None
 
 
 def localisation_geometry(
@@ -343,7 +344,7 @@ def localisation_protocol(
     """Slide every scorer over an optical search window around a shifted SAR template.
 
     Returns:
-        Truth and per-scorer predictions, ``(N, 2)`` shifts ``(dx, dy)``.
+        Truth and per-scorer predictions, ``(N, 2)`` shifts ``(dx, dy)``, and each template's scene.
 
     Raises:
         EmptyResultError: empty dataset.
@@ -357,6 +358,7 @@ def localisation_protocol(
     r = settings.search_radius
     shifts = rng.integers(-r, r + 1, size=(k, 2))
     preds = {s.name: np.zeros((k, 2), dtype=np.float64) for s in scorers}
+    scenes = np.array([_scene_of(dataset, int(i)) for i in idx], dtype=object)
     t = None
     for j, i in enumerate(idx):
         item = dataset[int(i)]
@@ -372,7 +374,8 @@ def localisation_protocol(
             preds[s.name][j] = (ix - r, iy - r)
         if progress:
             progress("localisation", j + 1, k)
-    return LocalisationResult(shifts.astype(np.float64), preds, int(t or 0), r)
+    known = scenes if bool(np.all(scenes != "")) else None
+    return LocalisationResult(shifts.astype(np.float64), preds, int(t or 0), r, known)
 
 
 @dataclass(frozen=True)
