@@ -406,6 +406,31 @@ def test_aligned_mode_and_folders_of_pairs(tmp_path: Path) -> None:
     kept = df[df["keep"]]
     assert kept.groupby("scene_id")["split"].nunique().max() == 1
     assert "registration  tile_a: identity (pre-aligned pair)" in text
+    # the same scenes rebuilt (another patch grid) with the first build's scene split, swapped by hand
+    first = kept.groupby("scene_id")["split"].first().to_dict()
+    swapped = df.copy()
+    other = {"tile_a": first["tile_b"], "tile_b": first["tile_a"]}
+    swapped.loc[swapped["keep"], "split"] = swapped.loc[swapped["keep"], "scene_id"].map(other)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    swapped.to_parquet(ref / "index.parquet")
+    args = ["build", "--sar", str(sar_dir), "--optical", str(opt_dir), "--aligned", "--patch-size", "100",
+            "--stride", "50", "-j", "1"]  # fmt: skip
+    code, text = _cli([*args, "--out", str(tmp_path / "ds2"), "--split-from", str(ref)])
+    assert code == 0, text
+    df2 = read_index(tmp_path / "ds2")
+    kept2 = df2[df2["keep"]]
+    assert len(df2) == 2 * 25 and kept2.groupby("scene_id")["split"].first().to_dict() == other
+    # a block split cannot be carried over; a missing index is one line
+    swapped.loc[swapped.index[0], "split"] = "val" if swapped["split"].iloc[1] != "val" else "test"
+    swapped.loc[swapped.index[1:], "scene_id"] = swapped["scene_id"].iloc[0]
+    swapped.to_parquet(ref / "index.parquet")
+    code, text = _cli([*args, "--out", str(tmp_path / "ds3"), "--split-from", str(ref)])
+    assert code == 1 and "lies in several splits" in text and not (tmp_path / "ds3" / "index.parquet").exists()
+    code, text = _cli([*args, "--out", str(tmp_path / "ds4"), "--split-from", str(tmp_path)])
+    assert code == 1 and text.count("\n") <= 1 and "no index.parquet" in text
+    code, text = _cli([*args, "--out", str(tmp_path / "ds5"), "--split-from", str(out), "--split-method", "block"])
+    assert code == 1 and "needs --split-method scene" in text
 
 
 def test_subregions_are_registered_and_tiled_separately(tmp_path: Path) -> None:

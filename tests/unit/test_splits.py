@@ -155,6 +155,15 @@ class TestScene:
         assert s["buffer"] == 0
         assert (s["train"], s["val"], s["test"]) == (14 * 9, 3 * 9, 3 * 9)
 
+    def test_fixed_scene_splits(self) -> None:
+        groups, windows = grid_patches([("a", 600, 600), ("b", 600, 600), ("c", 600, 600)], 256, 205)
+        keep = [g != "c" for g in groups]  # scene c has no kept patch: it needs no split
+        fixed = {"a": "test", "b": "train"}
+        labels = assign_splits(groups, windows, keep, method="scene", scene_splits=fixed)
+        assert labels == [fixed.get(g, "") if k else "" for g, k in zip(groups, keep)]
+        with pytest.raises(InputError, match="scenes b have kept patches but no split"):
+            assign_splits(groups, windows, keep, method="scene", scene_splits={"a": "val"})
+
     def test_too_few_scenes_warns(self, caplog: pytest.LogCaptureFixture) -> None:
         groups, windows = grid_patches([("a", 600, 600), ("b", 600, 600)], 256, 205)
         with caplog.at_level(logging.WARNING, logger="saropt.dataset.splits"):

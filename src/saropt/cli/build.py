@@ -69,6 +69,12 @@ index.parquet exists.
 )
 @click.option("--geotiff", is_flag=True, help="Also write float32 GeoTIFF patches with georeferencing.")
 @click.option("--split-method", type=click.Choice(["block", "scene", "random"]), help="Split method [block].")
+@click.option(
+    "--split-from",
+    type=click.Path(path_type=Path),
+    help="Give every scene the split it has in this saropt dataset (a scene split), e.g. to rebuild the same "
+    "scenes with another registration and compare.",
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any configuration key.")
 @click.option("--overwrite", is_flag=True, help="Replace a saropt dataset built with another configuration.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
@@ -90,6 +96,7 @@ def build(
     workers: int | None,
     geotiff: bool,
     split_method: str | None,
+    split_from: Path | None,
     sets: tuple[str, ...],
     overwrite: bool,
     as_json: bool,
@@ -113,6 +120,7 @@ def build(
         workers=workers,
         geotiff=geotiff,
         split_method=split_method,
+        split_from=split_from,
         sets=sets,
     )
     with _progress_bar(ctx) as progress:
@@ -152,6 +160,7 @@ def make_config(
     workers: int | None = None,
     geotiff: bool = False,
     split_method: str | None = None,
+    split_from: Path | None = None,
     sets: tuple[str, ...] = (),
     need_out: bool = True,
 ) -> Any:
@@ -222,12 +231,47 @@ def make_config(
             raw["split"]["method"] = split_method
         else:
             raw["split"] = {"method": split_method}
+    if split_from is not None:
+        if split_method not in (None, "scene"):
+            raise ConfigError("--split-from gives whole scenes their split: it needs --split-method scene")
+        raw["split"] = {**(raw.get("split") if isinstance(raw.get("split"), dict) else {}), "method": "scene"}
+        raw["split"]["scenes"] = scene_splits_of(split_from)
     for item in sets:
         apply_override(raw, item)
     cfg = config_from_dict(raw, base_dir=base_dir)
     if cfg.out is None and need_out:
         raise ConfigError("no output folder: give --out DIR (or out: in the configuration)")
     return cfg
+
+
+def scene_splits_of(root: Path) -> dict[str, str]:
+    """``{scene id: split}`` of a saropt dataset whose kept patches were split by scene.
+
+    Raises:
+        InputError: no readable ``index.parquet``, no split patches, or a scene in several splits.
+    """
+    from saropt.errors import InputError
+
+    index = root / "index.parquet"
+    if not index.is_file():
+        raise InputError(f"--split-from: {root} is no saropt dataset (no index.parquet)")
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(index, columns=["scene_id", "split"])
+    except Exception as e:  # noqa: BLE001 - any unreadable index is one error
+        raise InputError(f"--split-from: cannot read {index}: {e}") from e
+    df = df[df["split"].isin(["train", "val", "test"])]
+    if df.empty:
+        raise InputError(f"--split-from: {root} has no patch in train, val or test")
+    per_scene = df.groupby(df["scene_id"].astype(str))["split"].unique()
+    mixed = [k for k, v in per_scene.items() if len(v) > 1]
+    if mixed:
+        raise InputError(
+            f"--split-from: scene {mixed[0]} of {root} lies in several splits (a block or random split); "
+            "only a scene split can be carried over"
+        )
+    return {str(k): str(v[0]) for k, v in per_scene.items()}
 
 
 class _progress_bar:

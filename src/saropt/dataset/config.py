@@ -92,12 +92,16 @@ class SplitConfig:
         fractions: train, val, test fractions (sum 1).
         block_size: side of the spatial blocks in SAR pixels (``None``: 4 patch sizes).
         seed: seed of the assignment of blocks to splits.
+        scenes: ``"scene"`` only: a fixed split for every scene, ``((scene id, split), ...)``, instead of a
+            seeded draw, e.g. another dataset's split of the same scenes (``saropt build --split-from``); every
+            scene with kept patches must be listed.
     """
 
     method: str = "block"
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     block_size: int | None = None
     seed: int = 0
+    scenes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,7 @@ class BuildConfig:
                 "fractions": [float(f) for f in self.split.fractions],
                 "block_size": self.split.block_size,
                 "seed": self.split.seed,
+                **({"scenes": dict(self.split.scenes)} if self.split.scenes else {}),
             },
             "outputs": {f.name: getattr(self.outputs, f.name) for f in fields(OutputConfig)},
             "unit_size": self.unit_size,
@@ -706,11 +711,17 @@ def _split(value: Any) -> SplitConfig:
     block = value.get("block_size")
     if block is not None:
         block = _int(value, "block_size", 0, minimum=1, where="split.")
+    scenes = value.get("scenes") or {}
+    if not isinstance(scenes, dict) or not all(v in ("train", "val", "test") for v in scenes.values()):
+        raise ConfigError(f"split.scenes: must map scene ids to train, val or test, got {scenes!r}")
+    if scenes and method != "scene":
+        raise ConfigError(f"split.scenes: fixes whole scenes, so it needs split.method scene, not {method!r}")
     return SplitConfig(
         method=method,
         fractions=(float(fr[0]), float(fr[1]), float(fr[2])),
         block_size=block,
         seed=_int(value, "seed", 0, minimum=0, where="split."),
+        scenes=tuple(sorted((str(k), str(v)) for k, v in scenes.items())),
     )
 
 

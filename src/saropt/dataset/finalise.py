@@ -181,6 +181,7 @@ def _splits(plan: BuildPlan, groups: list[str], windows: list[Any], keep: list[b
             fractions=sc.fractions,
             block_size=sc.block_size,
             seed=sc.seed,
+            scene_splits=dict(sc.scenes) or None,
         )
     )
 

@@ -29,7 +29,7 @@ import heapq
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -173,6 +173,7 @@ def assign_splits(
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     block_size: int | None = None,
     seed: int = 0,
+    scene_splits: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Assign every kept patch to ``"train"``, ``"val"``, ``"test"`` or ``"buffer"``.
 
@@ -193,6 +194,7 @@ def assign_splits(
         block_size: block side in SAR pixels for ``"block"``; ``None`` = 4 x the largest patch side, halved
             (down to 2 x) while fewer than 12 blocks hold kept patches.
         seed: seed of the shuffle (blocks, scenes) or of the draws (random).
+        scene_splits: ``"scene"`` only: the split of every group, instead of a seeded draw.
 
     Returns:
         One label per patch: ``"train"``, ``"val"``, ``"test"``, ``"buffer"`` (kept, but overlaps a patch of
@@ -200,7 +202,8 @@ def assign_splits(
 
     Raises:
         InputError: for sequences of different lengths, an unknown method, fractions that are not three
-            non-negative numbers summing to 1, or a non-positive block size.
+            non-negative numbers summing to 1, a non-positive block size, or a group with kept patches missing
+            from ``scene_splits``.
     """
     fr = _check_inputs(groups, windows, keep, method, fractions)
     labels = [NOT_KEPT] * len(groups)
@@ -224,8 +227,17 @@ def assign_splits(
     if method == "scene":
         counts = Counter(str(groups[i]) for i in kept)
         keys = sorted(counts)
-        units = [(keys[p], counts[keys[p]]) for p in rng.permutation(len(keys))]
-        assignment = _greedy_fill(units, fr)
+        if scene_splits:
+            missing = [k for k in keys if k not in scene_splits]
+            if missing:
+                raise InputError(
+                    f"scenes {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} have kept patches but "
+                    "no split in the given scene splits"
+                )
+            assignment: dict[object, int] = {k: SPLITS.index(scene_splits[k]) for k in keys}
+        else:
+            units = [(keys[p], counts[keys[p]]) for p in rng.permutation(len(keys))]
+            assignment = _greedy_fill(units, fr)
         for i in kept:
             labels[i] = SPLITS[assignment[str(groups[i])]]
         wanted = [s for s, f in zip(SPLITS, fr) if f > 0]

@@ -153,7 +153,10 @@ class EvaluationReport:
                 if "scene_offset_median_px" in f
             ]
             if offs:
-                notes.append("localisation: median error per scene, median over scenes: " + "; ".join(offs))
+                notes.append(
+                    "localisation: median error per scene (scenes of 3 templates or more), median and max over "
+                    "scenes: " + "; ".join(offs)
+                )
             shared = meta.get("localisation_shared_scene_offsets") or {}
             if shared:
                 where = ", ".join(f"{k} ({v[0]:+.1f}, {v[1]:+.1f})" for k, v in shared.items())
@@ -515,12 +518,12 @@ def evaluate(
                     s.name: scene_offsets(loc.pred_xy[s.name], loc.true_xy, loc.scenes) for s in scorers
                 }
                 for name, off in offsets.items():
-                    lengths = [float(np.hypot(dx, dy)) for dx, dy, _ in off.values()]
-                    results[proto][name].update(
-                        scene_offsets={k: list(v) for k, v in off.items()},
-                        scene_offset_median_px=float(np.median(lengths)),
-                        scene_offset_max_px=float(np.max(lengths)),
-                    )
+                    fig = results[proto][name]
+                    fig["scene_offsets"] = {k: list(v) for k, v in off.items()}
+                    lengths = [float(np.hypot(dx, dy)) for dx, dy, n in off.values() if n >= 3]
+                    if lengths:  # scenes of 3 templates or more
+                        fig["scene_offset_median_px"] = float(np.median(lengths))
+                        fig["scene_offset_max_px"] = max(lengths)
                 shared_offsets = shared_scene_offsets(offsets)
             fn = localisation_figure_fn(loc.pred_xy, loc.true_xy)
             _add_intervals(results[proto], proto, fn, loc.true_xy.shape[0], primary, settings)
