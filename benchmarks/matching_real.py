@@ -17,7 +17,8 @@ Steps (each resumable: run it again after an interruption and finished steps are
 5. the dense recipe trained again on the same scenes re-registered by saropt (``saropt build --tiepoints
    auto --split-from``: automatic tie points and an affine fit per scene, the same scene split), since the
    published alignment is off by 1-3 px in most scenes; both dense runs localise the held-out ``test``
-   templates against the published truth (``relabelled.md``, ``relabelled.json``);
+   templates against the published truth (``relabelled.md``, ``relabelled.json``); ``scene-offsets.png`` and
+   ``relabelled-scene-offsets.png`` draw each method's median error per test scene;
 6. localisation against a closer truth: CFOG's urban and rural scene pairs (``../shared/data/scenes``),
    registered by their check points (affine RMSE 0.86 and 0.74 px) and cut into 256 px patches at stride 32,
    for the dense matcher and the training-free measures (``checkpoint-truth-urban.md``, ``...-rural.md`` and
@@ -50,6 +51,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,6 +166,7 @@ def main() -> None:
     )
     rep.write_json(args.work / "metrics.json")
     rep.write_markdown(args.work / "metrics.md")
+    offsets_png(rep, args.work / "scene-offsets.png")
     print(rep.to_markdown())
     print(f"evaluation: {time.monotonic() - t:.0f} s")
 
@@ -201,6 +204,7 @@ def main() -> None:
         )
         rep.write_json(args.work / "relabelled.json")
         rep.write_markdown(args.work / "relabelled.md")
+        offsets_png(rep, args.work / "relabelled-scene-offsets.png")
         print(rep.to_markdown())
         dense = [relabelled, *dense]
     for name, (sar, opt, cps) in CHECKPOINT_SCENES.items():
@@ -214,6 +218,16 @@ def main() -> None:
         rep.write_markdown(args.work / f"checkpoint-truth-{name}.md")
         print(rep.to_markdown())
         print(f"check-point truth, {name}: {time.monotonic() - t:.0f} s")
+
+
+def offsets_png(rep: Any, path: Path) -> None:
+    """Each method's median localisation error per test scene, drawn (see README: the truth's offsets)."""
+    from saropt.matching.curves import plot_scene_offsets
+
+    loc = rep.results.get("localisation", {})
+    if any(f.get("scene_offsets") for f in loc.values()):
+        plot_scene_offsets(loc, path, rep.meta.get("localisation_shared_scene_offsets"))
+        print(f"wrote {path}")
 
 
 def train_relabelled(args: argparse.Namespace, ds: Path, recipe: str) -> Path:

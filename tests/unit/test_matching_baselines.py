@@ -223,3 +223,18 @@ def test_localisation_report_finds_a_scene_whose_truth_is_off(tmp_path: Path) ->
     md = rep.to_markdown()
     assert "in 1 of 2 scenes every method's median error is 1 px or more" in md
     assert "s6 (+3.0, +0.0)" in md
+
+    # the same from the command line, with the picture of every scene's offsets
+    from PIL import Image
+
+    from .cliutil import run_cli
+
+    png = tmp_path / "offsets.png"
+    args = ["match", "eval", "-d", str(root), "--baseline", "ncc", "--baseline", "cfog", "--crop", "32",
+            "--search-radius", "6", "--templates", "0", "--bootstrap", "0"]  # fmt: skip
+    code, out = run_cli([*args, "--protocol", "localisation", "--png", str(png)])
+    assert code == 0, out
+    with Image.open(png) as im:
+        assert im.size[0] > 400 and im.size[1] > 200  # one panel a scene
+    code, out = run_cli([*args, "--protocol", "balanced", "--png", str(tmp_path / "no.png")])
+    assert code != 0 and "add --protocol localisation" in out and not (tmp_path / "no.png").exists()

@@ -176,6 +176,12 @@ def train_cmd(
     "--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the table."
 )
 @click.option(
+    "--png",
+    "png_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw each method's median localisation error per scene (needs the localisation protocol).",
+)
+@click.option(
     "--crop",
     type=int,
     help="Native crop of the training-free baselines' view [the first checkpoint's view, else whole patch].",
@@ -242,6 +248,7 @@ def eval_cmd(
     protocols: tuple[str, ...],
     json_path: Path | None,
     md_path: Path | None,
+    png_path: Path | None,
     crop: int | None,
     size: int | None,
     seed: int,
@@ -266,6 +273,8 @@ def eval_cmd(
     names = list(BASELINES) if with_baselines else list(dict.fromkeys(baseline_names))
     if not checkpoints and not names:
         raise ConfigError("nothing to evaluate: give --checkpoint RUN_DIR and/or --baselines")
+    if png_path and protocols and "localisation" not in protocols:
+        raise ConfigError("--png draws localisation errors: add --protocol localisation")
     view = None
     if crop is not None or size is not None:
         view = ViewSpec(crop or 0, size or 0)
@@ -299,6 +308,12 @@ def eval_cmd(
         report.write_json(json_path)
     if md_path:
         report.write_markdown(md_path)
+    if png_path:
+        from saropt.matching.curves import plot_scene_offsets
+
+        plot_scene_offsets(
+            report.results["localisation"], png_path, report.meta.get("localisation_shared_scene_offsets")
+        )
     click.echo(report.to_markdown(), nl=False)
     if json_path:
         click.echo(f"wrote {json_path}")

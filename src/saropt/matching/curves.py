@@ -1,4 +1,4 @@
-"""Learning-curve figure of a matching training run."""
+"""Figures of matching runs: learning curves, and where each method localises each scene."""
 
 from __future__ import annotations
 
@@ -70,6 +70,85 @@ def plot_learning_curve(
     ax2.set_title("validation (balanced pairs unless marked hard)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def plot_scene_offsets(
+    localisation: dict[str, dict[str, Any]],
+    path: str | os.PathLike[str],
+    shared: dict[str, Sequence[float]] | None = None,
+    title: str = "",
+) -> Path:
+    """Write a PNG with one panel per scene: each method's median localisation error there, as an arrow.
+
+    Arrows of every method pointing the same way, 1 px or more long, mean the scene's truth is off (those
+    scenes, ``shared``, get a red title); arrows that differ are the methods'.
+
+    Args:
+        localisation: ``{method: figures}`` of the localisation protocol, each with ``scene_offsets``
+            (``{scene: [dx, dy, templates]}``, :func:`saropt.matching.metrics.scene_offsets`).
+        path: output PNG (written to a temporary name, then renamed).
+        shared: ``{scene: (dx, dy)}`` of :func:`saropt.matching.metrics.shared_scene_offsets`.
+        title: figure title.
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: no method carries per-scene offsets (scenes unknown, or no localisation protocol).
+
+    Convention:
+        ``dx`` to the right, ``dy`` down (image rows), in native pixels; the circle is 1 px.
+    """
+    import math
+
+    import matplotlib
+
+    from saropt.errors import InputError
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    methods = {m: f["scene_offsets"] for m, f in localisation.items() if f.get("scene_offsets")}
+    if not methods:
+        raise InputError("no per-scene localisation errors to draw: the patches' scenes are unknown")
+    scenes = sorted({s for off in methods.values() for s in off})
+    shared = shared or {}
+    cols = min(len(scenes), 6)
+    rows = math.ceil(len(scenes) / cols)
+    lim = max(2.0, max(abs(v) for off in methods.values() for o in off.values() for v in o[:2]) + 0.5)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols + 1.6, 2.2 * rows + 0.5), squeeze=False)
+    for ax, scene in zip(axes.flat, scenes):
+        ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.6", lw=0.8, ls="--"))
+        ax.axhline(0, color="0.85", lw=0.6)
+        ax.axvline(0, color="0.85", lw=0.6)
+        n = 0
+        for k, (m, off) in enumerate(methods.items()):
+            if scene not in off:
+                continue
+            dx, dy, n = off[scene]
+            ax.plot([0, dx], [0, dy], "-", color=f"C{k}", lw=1.2, alpha=0.8)
+            # rings shrink method by method, so methods that agree stay visible one inside the other
+            ax.plot([dx], [dy], "o", color=f"C{k}", ms=max(3, 11 - 2.5 * k), mfc="none", mew=1.6, label=m)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(lim, -lim)  # rows grow downwards, as in the image
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("dx (px)", fontsize=7, labelpad=1)
+        ax.set_ylabel("dy (px, down)", fontsize=7, labelpad=1)
+        ax.set_title(f"{scene} ({int(n)} templates)", fontsize=8, color="C3" if scene in shared else "black")
+    for ax in list(axes.flat)[len(scenes):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, title="method", title_fontsize=8)
+    default = "median localisation error per scene, px (red title: every method off the same way)"
+    fig.suptitle(title or default, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1 - 1.4 / (2.2 * cols + 1.6), 0.95))
+    out = Path(path)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
