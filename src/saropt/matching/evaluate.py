@@ -43,6 +43,7 @@ from saropt.matching.bootstrap import (
     verdict,
 )
 from saropt.matching.metrics import (
+    SCENE_MIN_TEMPLATES,
     binary_figures,
     calibrate_threshold,
     classification_figures,
@@ -154,8 +155,8 @@ class EvaluationReport:
             ]
             if offs:
                 notes.append(
-                    "localisation: median error per scene (scenes of 3 templates or more), median and max over "
-                    "scenes: " + "; ".join(offs)
+                    f"localisation: median error per scene (scenes of {SCENE_MIN_TEMPLATES} templates or "
+                    "more), median and max over scenes: " + "; ".join(offs)
                 )
             shared = meta.get("localisation_shared_scene_offsets") or {}
             if shared:
@@ -520,8 +521,10 @@ def evaluate(
                 for name, off in offsets.items():
                     fig = results[proto][name]
                     fig["scene_offsets"] = {k: list(v) for k, v in off.items()}
-                    lengths = [float(np.hypot(dx, dy)) for dx, dy, n in off.values() if n >= 3]
-                    if lengths:  # scenes of 3 templates or more
+                    lengths = [
+                        float(np.hypot(dx, dy)) for dx, dy, n in off.values() if n >= SCENE_MIN_TEMPLATES
+                    ]
+                    if lengths:
                         fig["scene_offset_median_px"] = float(np.median(lengths))
                         fig["scene_offset_max_px"] = max(lengths)
                 shared_offsets = shared_scene_offsets(offsets)

@@ -212,6 +212,10 @@ def localisation_figures(pred_xy: np.ndarray, true_xy: np.ndarray) -> dict[str, 
     }
 
 
+SCENE_MIN_TEMPLATES = 3
+"""Scenes with fewer localisation templates are left out of per-scene summaries (a median of 1-2 is noise)."""
+
+
 def scene_offsets(
     pred_xy: np.ndarray, true_xy: np.ndarray, scenes: np.ndarray
 ) -> dict[str, tuple[float, float, int]]:
@@ -244,7 +248,7 @@ def shared_scene_offsets(
     offsets: dict[str, dict[str, tuple[float, float, int]]],
     min_px: float = 1.0,
     agree_px: float = 1.5,
-    min_templates: int = 3,
+    min_templates: int = SCENE_MIN_TEMPLATES,
 ) -> dict[str, tuple[float, float]]:
     """Scenes where every method is off by the same amount: the truth, not the methods, is likely off there.
 
