@@ -121,7 +121,8 @@ def plot_scene_offsets(
     cols = min(len(scenes), 6)
     rows = math.ceil(len(scenes) / cols)
     lim = max(2.0, max(abs(v) for off in methods.values() for o in off.values() for v in o[:2]) + 0.5)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols + 1.6, 2.2 * rows + 0.5), squeeze=False)
+    width = max(7.0, 2.2 * cols + 1.6)  # room for the title and the legend with one scene
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.2 * rows + 0.5), squeeze=False)
     for ax, scene in zip(axes.flat, scenes):
         ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.6", lw=0.8, ls="--"))
         ax.axhline(0, color="0.85", lw=0.6)
@@ -147,7 +148,7 @@ def plot_scene_offsets(
     fig.legend(handles, labels, loc="center right", fontsize=8, title="method", title_fontsize=8)
     default = "median localisation error per scene, px (red title: every method off the same way)"
     fig.suptitle(title or default, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1 - 1.4 / (2.2 * cols + 1.6), 0.95))
+    fig.tight_layout(rect=(0, 0, 1 - 1.4 / width, 0.95))
     out = Path(path)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.png")
     fig.savefig(tmp, dpi=100)
