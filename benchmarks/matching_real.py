@@ -87,51 +87,21 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from click.testing import CliRunner
-
-    from saropt.cli.main import cli
-    from saropt.matching.config import load_config, parse_override
     from saropt.matching.evaluate import evaluate
     from saropt.matching.protocols import ProtocolSettings
     from saropt.matching.train import train
     from saropt.matching.views import ViewSpec
 
     ds = args.work / "s1s2-256"
-    if not (ds / "index.parquet").exists():
-        t = time.monotonic()
-        r = CliRunner().invoke(
-            cli,
-            [
-                "build",
-                "--aligned",
-                "--sar",
-                str(args.data / "sar"),
-                "--optical",
-                str(args.data / "opt"),
-                "--out",
-                str(ds),
-                "--patch-size",
-                "256",
-                "--overlap",
-                str(args.overlap),
-                "--split-method",
-                "scene",
-            ],
-        )
-        if r.exit_code != 0:
-            raise SystemExit(r.output)
-        print(f"built {ds} in {time.monotonic() - t:.0f} s")
+    pair = ["--sar", str(args.data / "sar"), "--optical", str(args.data / "opt")]
+    grid = ["--patch-size", "256", "--overlap", str(args.overlap), "--split-method", "scene"]
+    build_once(ds, ["--aligned", *pair, *grid])
 
     runs = []
     views: dict[str, tuple[str, Path, ViewSpec]] = {}  # model kind -> (recipe, run, view), the first of each
     timing: dict[str, dict[str, float]] = {}
     for name in args.configs:
-        path = Path(name) if name.endswith((".yaml", ".yml")) else ROOT / "configs" / "match" / f"{name}.yaml"
-        over: dict[str, object] = {"data": str(ds)}
-        over.update(dict(parse_override(o) for o in args.overrides))
-        if args.epochs:
-            over["epochs"] = args.epochs
-        cfg = load_config(path, over)
+        path, cfg = recipe(args, name, ds)
         t, load0 = time.monotonic(), os.getloadavg()[0]
         res = train(cfg, args.work / path.stem)
         secs = sum(h["seconds"] for h in res.history)
@@ -230,36 +200,44 @@ def offsets_png(rep: Any, path: Path) -> None:
         print(f"wrote {path}")
 
 
-def train_relabelled(args: argparse.Namespace, ds: Path, recipe: str) -> Path:
-    """The dense recipe trained on the same scenes re-registered by automatic tie points (same split)."""
+def build_once(out: Path, args: list[str]) -> None:
+    """``saropt build ARGS --out OUT`` unless OUT already holds a finished dataset."""
     from click.testing import CliRunner
 
     from saropt.cli.main import cli
-    from saropt.matching.config import load_config, parse_override
-    from saropt.matching.train import train
 
-    auto = args.work / "s1s2-256-auto"
-    if not (auto / "index.parquet").exists():
-        t = time.monotonic()
-        r = CliRunner().invoke(
-            cli,
-            [
-                "-q", "build", "--tiepoints", "auto", "--sar", str(args.data / "sar"), "--optical",
-                str(args.data / "opt"), "--out", str(auto), "--patch-size", "256", "--overlap",
-                str(args.overlap), "--split-method", "scene", "--split-from", str(ds),
-            ],
-        )  # fmt: skip
-        if r.exit_code != 0:
-            raise SystemExit(r.output)
-        print(f"built {auto} (re-registered, the same scene split) in {time.monotonic() - t:.0f} s")
-    name = next(c for c in args.configs if Path(c).stem == recipe)
+    if (out / "index.parquet").exists():
+        return
+    t = time.monotonic()
+    r = CliRunner().invoke(cli, ["build", *args, "--out", str(out)])
+    if r.exit_code != 0:
+        raise SystemExit(r.output)
+    print(f"built {out} in {time.monotonic() - t:.0f} s")
+
+
+def recipe(args: argparse.Namespace, name: str, data: Path) -> tuple[Path, Any]:
+    """A recipe's path (a name in configs/match/ or a YAML file) and its config on ``data``, overridden."""
+    from saropt.matching.config import load_config, parse_override
+
     path = Path(name) if name.endswith((".yaml", ".yml")) else ROOT / "configs" / "match" / f"{name}.yaml"
-    over: dict[str, object] = {"data": str(auto)}
+    over: dict[str, object] = {"data": str(data)}
     over.update(dict(parse_override(o) for o in args.overrides))
     if args.epochs:
         over["epochs"] = args.epochs
+    return path, load_config(path, over)
+
+
+def train_relabelled(args: argparse.Namespace, ds: Path, stem: str) -> Path:
+    """The dense recipe trained on the same scenes re-registered by automatic tie points (same split)."""
+    from saropt.matching.train import train
+
+    auto = args.work / "s1s2-256-auto"
+    pair = ["--sar", str(args.data / "sar"), "--optical", str(args.data / "opt")]
+    grid = ["--patch-size", "256", "--overlap", str(args.overlap), "--split-method", "scene"]
+    build_once(auto, ["--tiepoints", "auto", *pair, *grid, "--split-from", str(ds)])
+    path, cfg = recipe(args, next(c for c in args.configs if Path(c).stem == stem), auto)
     out = args.work / f"{path.stem}-relabelled"
-    res = train(load_config(path, over), out)
+    res = train(cfg, out)
     print(f"{out.name}: {res.epochs_done} epochs, best validation {res.best}")
     return out
 
@@ -274,9 +252,6 @@ def checkpoint_truth_localisation(
     folder: Path, sar: str, opt: str, cps: str, work: Path, checkpoints: list[Path], tta: bool
 ) -> object | None:
     """Localisation on one scene pair registered by its check points (1-based, CFOG's convention)."""
-    from click.testing import CliRunner
-
-    from saropt.cli.main import cli
     from saropt.matching.evaluate import evaluate
     from saropt.matching.protocols import ProtocolSettings
     from saropt.matching.views import ViewSpec
@@ -284,18 +259,11 @@ def checkpoint_truth_localisation(
     if not (folder / cps).is_file():
         return None
     ds = work / f"{folder.name}-256"
-    if not (ds / "index.parquet").exists():
-        r = CliRunner().invoke(
-            cli,
-            [
-                "-q", "build", "--sar", str(folder / sar), "--optical", str(folder / opt), "--tiepoints",
-                str(folder / cps), "--tiepoints-format", "checkpoints", "--tiepoints-origin", "1", "--out",
-                str(ds), "--patch-size", "256", "--stride", "32", "--split-method", "random",
-                "--set", "quality.enabled=[nodata]",
-            ],
-        )  # fmt: skip
-        if r.exit_code != 0:
-            raise SystemExit(r.output)
+    registered = ["--tiepoints", str(folder / cps), "--tiepoints-format", "checkpoints",
+                  "--tiepoints-origin", "1"]  # fmt: skip
+    grid = ["--patch-size", "256", "--stride", "32", "--split-method", "random"]
+    build_once(ds, ["--sar", str(folder / sar), "--optical", str(folder / opt), *registered, *grid,
+                    "--set", "quality.enabled=[nodata]"])  # fmt: skip
     return evaluate(
         ds,
         checkpoints=checkpoints,

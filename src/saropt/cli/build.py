@@ -248,19 +248,15 @@ def scene_splits_of(root: Path) -> dict[str, str]:
     """``{scene id: split}`` of a saropt dataset whose kept patches were split by scene.
 
     Raises:
-        InputError: no readable ``index.parquet``, no split patches, or a scene in several splits.
+        DatasetNotFoundError, CorruptFileError: no readable ``index.parquet``.
+        InputError: no split patches, or a scene in several splits.
     """
+    from saropt.dataset.index import read_index
     from saropt.errors import InputError
 
-    index = root / "index.parquet"
-    if not index.is_file():
-        raise InputError(f"--split-from: {root} is no saropt dataset (no index.parquet)")
-    import pandas as pd
-
-    try:
-        df = pd.read_parquet(index, columns=["scene_id", "split"])
-    except Exception as e:  # noqa: BLE001 - any unreadable index is one error
-        raise InputError(f"--split-from: cannot read {index}: {e}") from e
+    df = read_index(root)
+    if "split" not in df.columns:
+        raise InputError(f"--split-from: {root} has no split column")
     df = df[df["split"].isin(["train", "val", "test"])]
     if df.empty:
         raise InputError(f"--split-from: {root} has no patch in train, val or test")

@@ -358,11 +358,12 @@ def localisation_protocol(
     r = settings.search_radius
     shifts = rng.integers(-r, r + 1, size=(k, 2))
     preds = {s.name: np.zeros((k, 2), dtype=np.float64) for s in scorers}
-    scenes = np.array([_scene_of(dataset, int(i)) for i in idx], dtype=object)
+    scenes = np.full(k, "", dtype=object)
     t = None
     for j, i in enumerate(idx):
         item = dataset[int(i)]
         sar, opt = item["sar"], item["opt"]
+        scenes[j] = str(item.get("meta", {}).get("scene", "") or "")  # already decoded, as in encode_patches
         side = min(sar.shape[-2:])
         t, w0 = localisation_geometry(side, spec, r, settings.template_side)
         dx, dy = int(shifts[j, 0]), int(shifts[j, 1])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from saropt.matching.views import ViewSpec, resize
+from saropt.matching.views import ViewSpec, crop_offset, cut, resize
 
 if TYPE_CHECKING:
     import torch
@@ -371,9 +371,9 @@ class FusionScorer(_JoinedScorer):
         if _is_dense(m):
             return x
         spec = m.spec or ViewSpec()
-        side = spec.crop_side(x.shape[-1])
-        off = (x.shape[-1] - side) // 2
-        return resize(x[..., off : off + side, off : off + side], spec.size)
+        h, w = x.shape[-2:]
+        side = spec.crop_side(min(h, w))
+        return resize(cut(x, *crop_offset(h, w, side, None), side), spec.size)  # centred, as make_view
 
     def member_pair_scores(self, cs: "torch.Tensor", co: "torch.Tensor") -> np.ndarray:
         """``(M, B)`` raw pair scores of each member."""
