@@ -25,7 +25,8 @@ Steps (each resumable: run it again after an interruption and finished steps are
    their JSON). On s1s2 the truth itself is off by 1-3 px in most scenes (the localisation notes of
    ``metrics.md`` name the scenes where every method sees the same offset), so step 3's CMR@1/@2 measure
    the truth as much as the methods. These scenes are out of the dense runs' training domain (another sensor
-   and pixel size).
+   and pixel size). Each dense run is also refined by CFOG (``dense>cfog``: CFOG's best shift within 1 px of
+   the dense peak), the localisation's primary there.
 
 Nothing is tuned on ``test``: thresholds come from ``val``, each run keeps its best ``val`` epoch, and the
 models are scored with test-time augmentation (mean over the 8 flips/rotations, ``--no-tta`` to turn it off),
@@ -182,7 +183,7 @@ def main() -> None:
         rep = checkpoint_truth_localisation(args.scenes / f"cfog-{name}", sar, opt, cps, args.work, dense,
                                             not args.no_tta)  # fmt: skip
         if rep is None:
-            print(f"{args.scenes / f'cfog-{name}'} not found: step 5 skipped for it")
+            print(f"{args.scenes / f'cfog-{name}'} not found: step 6 skipped for it")
             continue
         rep.write_json(args.work / f"checkpoint-truth-{name}.json")
         rep.write_markdown(args.work / f"checkpoint-truth-{name}.md")
@@ -270,7 +271,7 @@ def checkpoint_truth_localisation(
         split="all",
         baselines=("ncc", "mi", "cfog"),
         protocols=("localisation",),
-        settings=ProtocolSettings(max_templates=0, template_side=192),
+        settings=ProtocolSettings(max_templates=0, template_side=192, refine="cfog" if checkpoints else ""),
         view=ViewSpec(192, 0),
         calibration_split=None,
         tta=tta,

@@ -238,3 +238,69 @@ def test_localisation_report_finds_a_scene_whose_truth_is_off(tmp_path: Path) ->
         assert im.size[0] > 400 and im.size[1] > 200  # one panel a scene
     code, out = run_cli([*args, "--protocol", "balanced", "--png", str(tmp_path / "no.png")])
     assert code != 0 and "add --protocol localisation" in out and not (tmp_path / "no.png").exists()
+
+
+def test_refine_peak_searches_only_around_the_coarse_peak() -> None:
+    from saropt.matching.protocols import refine_peak
+
+    fine = np.zeros((9, 9))
+    fine[4, 6] = 1.0  # the refiner's best shift: x=6, y=4
+    fine[0, 0] = 5.0  # a stronger peak far from the coarse one
+    assert refine_peak((5, 4), fine, 1) == (6, 4)
+    assert refine_peak((7, 5), fine, 1) == (6, 4)
+    assert refine_peak((5, 4), fine, 0) == (5, 4)  # radius 0 keeps the coarse peak
+    assert refine_peak((1, 1), fine, 1) == (0, 0)  # clipped at the surface's edge
+    assert refine_peak((4, 4), fine, 1) != (6, 4)  # 2 px away: out of reach
+
+
+class _OffByTwo(NCCScorer):
+    """A 'trained' localiser whose peak sits 2 px right of NCC's, counting its surface calls."""
+
+    name = "offby2"
+    trained = True
+
+    def surface(
+        self, template: torch.Tensor, window: torch.Tensor, spec: ViewSpec, patch_side: int
+    ) -> np.ndarray:
+        s = super().surface(template, window, spec, patch_side)
+        out = np.full_like(s, s.min() - 1.0)
+        out[:, 2:] = s[:, :-2]
+        return out
+
+
+class _CountingNCC(NCCScorer):
+    calls = 0
+
+    def surface(
+        self, template: torch.Tensor, window: torch.Tensor, spec: ViewSpec, patch_side: int
+    ) -> np.ndarray:
+        type(self).calls += 1
+        return super().surface(template, window, spec, patch_side)
+
+
+def test_localisation_refiner_moves_a_trained_peak_onto_the_measure_nearby(tmp_path: Path) -> None:
+    """On identical content NCC finds every shift; a trained localiser 2 px off is put right by NCC within
+    2 px, and only moved part of the way within 1 px. The refiner's surface is computed once a template."""
+    from saropt.data.saropt_ds import SaroptDataset
+    from saropt.matching.metrics import localisation_figures
+    from saropt.matching.protocols import refined_name
+
+    root = write_fake_saropt(tmp_path / "same", identical=True, scene_side=128, patch=48, stride=40)
+    ds = SaroptDataset(root, split="test")
+    spec = ViewSpec(32, 0)
+    ncc = _CountingNCC()
+    loc = localisation_protocol(
+        ds, [_OffByTwo(), ncc], spec, ProtocolSettings(search_radius=6, max_templates=0, refine="ncc",
+                                                       refine_radius=2), refiner=ncc)  # fmt: skip
+    assert _CountingNCC.calls == len(ds)  # shared with the NCC row, not computed twice
+    name = refined_name("offby2", "ncc")
+    assert name == "offby2>ncc" and set(loc.pred_xy) == {"offby2", "ncc", name}  # baselines are not refined
+    truth = loc.true_xy
+    coarse_ok = np.all(loc.pred_xy["offby2"] - truth == (2, 0), axis=1)
+    assert coarse_ok.sum() >= len(ds) // 2  # the coarse peak is 2 px right wherever it fits the surface
+    np.testing.assert_array_equal(loc.pred_xy[name][coarse_ok], truth[coarse_ok])
+    assert localisation_figures(loc.pred_xy[name], truth)["rmse_px"] == 0.0
+    settings = ProtocolSettings(search_radius=6, max_templates=0, refine="ncc")
+    near = localisation_protocol(ds, [_OffByTwo()], spec, settings, refiner=NCCScorer())
+    step = near.pred_xy[name][coarse_ok] - near.true_xy[coarse_ok]
+    assert np.all(step == (1, 0))  # one step towards the truth, which lies out of reach

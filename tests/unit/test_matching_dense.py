@@ -160,6 +160,30 @@ def test_eval_reports_every_protocol_for_a_dense_checkpoint(fake: Path, tmp_path
     loc = m["localisation"]["methods"]["dense"]
     assert 0.0 <= loc["cmr_1px"] <= loc["cmr_3px"] <= 1.0 and loc["rmse_px"] >= 0.0
     assert m["meta"]["tta"] is True and "| dense |" in r.output
+    assert any("calibrated on the evaluation pairs themselves" in w for w in m["meta"]["warnings"])
+
+    # coarse to fine: the dense peak refined by NCC is localisation's primary; the other protocols keep dense
+    refined = tmp_path / "r.json"
+    args = ["match", "eval", "-k", str(run), "--data", str(fake), "--split", "all", "--search-radius", "4",
+            "--template-side", "20", "--baseline", "ncc", "--bootstrap", "20"]  # fmt: skip
+    code, out = run_cli([*args, "--protocol", "localisation", "--protocol", "retrieval", "--refine", "ncc",
+                         "--refine-radius", "2", "--json", str(refined)])  # fmt: skip
+    assert code == 0, out
+    m = json.loads(refined.read_text())
+    assert m["localisation"]["method"] == "dense>ncc" and m["retrieval"]["method"] == "dense"
+    assert set(m["localisation"]["methods"]) == {"dense", "ncc", "dense>ncc"}
+    assert set(m["retrieval"]["methods"]) == {"dense", "ncc"}
+    loc = m["localisation"]["methods"]
+    assert set(loc["dense"]["vs_primary"]) == {"cmr_3px", "rmse_px"} and "vs_primary" not in loc["dense>ncc"]
+    assert m["meta"]["settings"]["refine"] == "ncc" and m["meta"]["settings"]["refine_radius"] == 2
+    assert not any("calibrated" in w for w in m["meta"]["warnings"])  # no threshold without pair protocols
+    assert "dense>ncc minus each method" in out and "dense minus each method" in out
+    assert "dense>ncc is the trained method" not in out and "NAME>ncc is the trained method NAME" in out
+    # a refiner that is not among the baselines is made for the purpose
+    code, out = run_cli([*args[:-2], "--bootstrap", "0", "--refine", "cfog", "--protocol", "localisation"])
+    assert code == 0 and "| dense>cfog |" in out, out
+    code, out = run_cli([*args[:2], "-d", str(fake), "--baseline", "ncc", "--crop", "20", "--refine", "ncc"])
+    assert code != 0 and "give a checkpoint" in out and "Traceback" not in out
 
 
 def _fusion_members() -> list[ModelScorer]:

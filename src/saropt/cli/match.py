@@ -222,6 +222,15 @@ def train_cmd(
     help="Resamples of the paired bootstrap: 95% intervals and the first method minus each other (0 = none).",
 )
 @click.option(
+    "--refine", "refine", type=click.Choice(["ncc", "mi", "cfog"]), default=None,
+    help="Also localise with each checkpoint refined by this measure: its best shift within --refine-radius "
+    "px of the model's (reported as NAME>MEASURE, localisation's primary).",
+)
+@click.option(
+    "--refine-radius", type=int, default=1, show_default=True,
+    help="Half-side (px) of the square around the model's peak that --refine searches.",
+)
+@click.option(
     "--ensemble", is_flag=True,
     help="Score all --checkpoint models as one method, the mean of their scores (one model kind and view).",
 )
@@ -258,6 +267,8 @@ def eval_cmd(
     templates: int,
     candidates: int,
     bootstrap: int,
+    refine: str | None,
+    refine_radius: int,
     ensemble: bool,
     fuse: bool,
     device: str,
@@ -286,6 +297,8 @@ def eval_cmd(
         max_templates=templates,
         retrieval_candidates=candidates,
         bootstrap=bootstrap,
+        refine=refine or "",
+        refine_radius=refine_radius,
     )
     with _eval_bar(ctx) as progress:
         report = evaluate(

@@ -8,7 +8,9 @@ their figures at their default threshold (BNN: ``d < 0.5``) under ``default``.
 
 The JSON holds one object per protocol (``balanced``, ``hard``, ``localisation``, ``retrieval``). Each
 protocol object carries the figures of the primary method (the first checkpoint, else the first baseline) at
-its top level under lower-case names, and every method's figures under ``methods``::
+its top level under lower-case names, and every method's figures under ``methods``. With a localisation
+refiner (``ProtocolSettings.refine``), localisation's primary is the first checkpoint refined
+(``"dense>cfog"``)::
 
     {"balanced": {"method": "bnn", "accuracy": ..., "roc_auc": ..., "methods": {"bnn": {...}, "ncc": {...}}},
      "hard": {...}, "localisation": {...}, "retrieval": {...}, "meta": {...}}
@@ -63,6 +65,7 @@ from saropt.matching.protocols import (
     localisation_protocol,
     pair_indices,
     pair_protocol,
+    refined_name,
     retrieval_protocol,
 )
 from saropt.matching.scoring import EnsembleScorer, FusionScorer, ModelScorer, Scorer
@@ -99,18 +102,24 @@ class EvaluationReport:
         results: ``protocol -> method -> figures``.
         primary: the method whose figures sit at the top level of each protocol object.
         meta: data, split, checkpoint, settings, counts, warnings.
+        primaries: a protocol's own primary where it is not ``primary`` (localisation with a refiner).
     """
 
     results: dict[str, dict[str, dict[str, Any]]]
     primary: str
     meta: dict[str, Any] = field(default_factory=dict)
+    primaries: dict[str, str] = field(default_factory=dict)
+
+    def primary_of(self, proto: str) -> str:
+        """The method the protocol's top level shows and the others are compared with."""
+        return self.primaries.get(proto, self.primary)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout described in the module docstring."""
         out: dict[str, Any] = {}
         for proto, methods in self.results.items():
-            top = dict(methods.get(self.primary, {}))
-            out[proto] = {"method": self.primary, **top, "methods": methods}
+            top = dict(methods.get(self.primary_of(proto), {}))
+            out[proto] = {"method": self.primary_of(proto), **top, "methods": methods}
         out["meta"] = self.meta
         return out
 
@@ -158,6 +167,14 @@ class EvaluationReport:
                     f"localisation: median error per scene (scenes of {SCENE_MIN_TEMPLATES} templates or "
                     "more), median and max over scenes: " + "; ".join(offs)
                 )
+            refine = meta.get("settings", {}).get("refine")
+            if refine:
+                rr = meta["settings"].get("refine_radius")
+                notes.append(
+                    f"localisation: NAME>{refine} is the trained method NAME refined by {refine}: {refine}'s "
+                    f"best shift within {rr} px (per axis) of NAME's best shift (the model picks the place, "
+                    f"{refine} places it)"
+                )
             shared = meta.get("localisation_shared_scene_offsets") or {}
             if shared:
                 where = ", ".join(f"{k} ({v[0]:+.1f}, {v[1]:+.1f})" for k, v in shared.items())
@@ -202,31 +219,41 @@ class EvaluationReport:
         return table + "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
     def _versus_markdown(self) -> str:
-        """Primary minus each other method on the headline figures, with intervals and verdicts."""
-        cols = [(p, k, h) for p, k, h in TABLE_COLUMNS if p in self.results and (k in dict(HEADLINE[p]))]
-        rows = []
-        methods = list(dict.fromkeys(m for p in self.results.values() for m in p if m != self.primary))
-        for m in methods:
-            cells = []
-            for proto, key, _ in cols:
-                v = self.results[proto].get(m, {}).get("vs_primary", {}).get(key)
-                if v is None:
-                    cells.append("-")
-                    continue
-                fmt = "+.2f" if key == "rmse_px" else "+.3f"
-                lo, hi = v["ci95"]
-                cells.append(f"{v['diff']:{fmt}} [{lo:{fmt}}, {hi:{fmt}}] {v['verdict']}")
-            if any(c != "-" for c in cells):
-                rows.append(f"| {m} | " + " | ".join(cells) + " |")
-        if not rows:
-            return ""
-        head = [
-            f"{self.primary} minus each method (95% interval; ahead/behind when it excludes 0):",
-            "",
-            "| method | " + " | ".join(h for _, _, h in cols) + " |",
-            "|---|" + "---:|" * len(cols),
-        ]
-        return "\n".join(head + rows) + "\n"
+        """Primary minus each other method on the headline figures, with intervals and verdicts.
+
+        One table per primary: a protocol with its own primary (:attr:`primaries`) gets a table of its own.
+        """
+        tables = []
+        for primary in dict.fromkeys(self.primary_of(p) for p in self.results):
+            cols = [
+                (p, k, h)
+                for p, k, h in TABLE_COLUMNS
+                if p in self.results and self.primary_of(p) == primary and k in dict(HEADLINE[p])
+            ]
+            rows = []
+            protos = {p for p, _, _ in cols}
+            methods = [m for m in dict.fromkeys(m for p in protos for m in self.results[p]) if m != primary]
+            for m in methods:
+                cells = []
+                for proto, key, _ in cols:
+                    v = self.results[proto].get(m, {}).get("vs_primary", {}).get(key)
+                    if v is None:
+                        cells.append("-")
+                        continue
+                    fmt = "+.2f" if key == "rmse_px" else "+.3f"
+                    lo, hi = v["ci95"]
+                    cells.append(f"{v['diff']:{fmt}} [{lo:{fmt}}, {hi:{fmt}}] {v['verdict']}")
+                if any(c != "-" for c in cells):
+                    rows.append(f"| {m} | " + " | ".join(cells) + " |")
+            if rows:
+                head = [
+                    f"{primary} minus each method (95% interval; ahead/behind when it excludes 0):",
+                    "",
+                    "| method | " + " | ".join(h for _, _, h in cols) + " |",
+                    "|---|" + "---:|" * len(cols),
+                ]
+                tables.append("\n".join(head + rows) + "\n")
+        return "\n".join(tables)
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON (temporary name, then rename)."""
@@ -421,6 +448,10 @@ def evaluate(
         raise ConfigError("nothing to evaluate: give a checkpoint and/or baselines")
     if ensemble and fuse:
         raise ConfigError("choose one of ensemble (one kind: mean score) and fuse (any kinds)")
+    if settings.refine and settings.refine not in BASELINES:
+        raise ConfigError(f"unknown refiner {settings.refine!r}; use {', '.join(BASELINES)}")
+    if settings.refine and not checkpoints:
+        raise ConfigError("a localisation refiner refines trained models: give a checkpoint")
 
     scorers: list[Scorer] = []
     ckpts: list[dict[str, Any]] = []
@@ -444,12 +475,18 @@ def evaluate(
     fmt = data_format or (str(ckpts[0]["config"].get("data_format", "saropt")) if ckpts else "saropt")
     for b in baselines:
         scorers.append(create_baseline(b))
+    refiner = None
+    if settings.refine:
+        refiner = next((s for s in scorers if not s.trained and s.name == settings.refine), None)
+        refiner = refiner or create_baseline(settings.refine)
 
     test_ds = limit_patches(open_split(data, split, fmt), settings.max_patches, settings.seed)
     if len(test_ds) == 0:
         raise InputError(f"split {split!r} of {data} is empty")
     val_ds = None
     source = "eval"
+    # thresholds (pair protocols) and a fusion's score scales (retrieval) are calibrated; localisation is not
+    calibrates = bool({"balanced", "hard"} & set(protocols)) or (fuse and "retrieval" in protocols)
     if calibration_split and calibration_split != split and split != "all":
         try:
             val_ds = limit_patches(
@@ -457,10 +494,12 @@ def evaluate(
             )
             source = calibration_split
         except InputError:
-            warnings.append(
-                f"no {calibration_split!r} split: thresholds calibrated on the evaluation pairs (optimistic)"
-            )
-    elif split == "all" or calibration_split == split:
+            if calibrates:
+                warnings.append(
+                    f"no {calibration_split!r} split: thresholds calibrated on the evaluation pairs "
+                    "(optimistic)"
+                )
+    elif calibrates and (split == "all" or calibration_split == split):
         warnings.append("thresholds calibrated on the evaluation pairs themselves (optimistic)")
     if val_ds is not None and len(val_ds) < 2:
         val_ds, source = None, "eval"
@@ -482,6 +521,7 @@ def evaluate(
     results: dict[str, dict[str, dict[str, Any]]] = {}
     shared_offsets: dict[str, tuple[float, float]] = {}
     primary = scorers[0].name
+    primaries = {"localisation": refined_name(primary, settings.refine)} if settings.refine else {}
     test_codes = val_codes = None
     if {"balanced", "hard", "retrieval"} & set(protocols):
         test_codes = encode_patches(test_ds, scorers, view, settings.batch_size, progress, f"encode {split}")
@@ -504,20 +544,18 @@ def evaluate(
             _add_intervals(figs, proto, fn, test_sc.labels.size, primary, settings, test_sc.labels)
             results[proto] = figs
         elif proto == "localisation":
-            loc = localisation_protocol(test_ds, scorers, view, settings, progress)
+            loc = localisation_protocol(test_ds, scorers, view, settings, progress, refiner)
             results[proto] = {}
-            for s in scorers:
-                f: dict[str, Any] = localisation_figures(loc.pred_xy[s.name], loc.true_xy)
+            for name, pred in loc.pred_xy.items():
+                f: dict[str, Any] = localisation_figures(pred, loc.true_xy)
                 f.update(
                     templates=int(loc.true_xy.shape[0]),
                     search_radius=loc.search_radius,
                     template_side=loc.template_side,
                 )
-                results[proto][s.name] = f
+                results[proto][name] = f
             if loc.scenes is not None:
-                offsets = {
-                    s.name: scene_offsets(loc.pred_xy[s.name], loc.true_xy, loc.scenes) for s in scorers
-                }
+                offsets = {m: scene_offsets(p, loc.true_xy, loc.scenes) for m, p in loc.pred_xy.items()}
                 for name, off in offsets.items():
                     fig = results[proto][name]
                     fig["scene_offsets"] = {k: list(v) for k, v in off.items()}
@@ -529,7 +567,9 @@ def evaluate(
                         fig["scene_offset_max_px"] = max(lengths)
                 shared_offsets = shared_scene_offsets(offsets)
             fn = localisation_figure_fn(loc.pred_xy, loc.true_xy)
-            _add_intervals(results[proto], proto, fn, loc.true_xy.shape[0], primary, settings)
+            _add_intervals(
+                results[proto], proto, fn, loc.true_xy.shape[0], primaries.get(proto, primary), settings
+            )
         else:
             assert test_codes is not None
             ret = retrieval_protocol(test_codes, scorers, settings)
@@ -567,4 +607,4 @@ def evaluate(
     }
     for w in warnings:
         log.warning("%s", w)
-    return EvaluationReport(results, primary, meta)
+    return EvaluationReport(results, primary, meta, primaries)

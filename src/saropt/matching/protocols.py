@@ -61,6 +61,9 @@ class ProtocolSettings:
         max_queries: retrieval queries; 0 = all patches.
         batch_size: patches per inference batch.
         bootstrap: resamples of the paired bootstrap intervals (:mod:`saropt.matching.bootstrap`); 0 = none.
+        refine: a training-free measure (``ncc``, ``mi``, ``cfog``) that refines each trained scorer's
+            localisation within ``refine_radius`` px of its peak; ``""`` = none.
+        refine_radius: half-side of the square around the trained peak the refiner searches (px).
     """
 
     seed: int = 0
@@ -73,6 +76,8 @@ class ProtocolSettings:
     max_queries: int = 0
     batch_size: int = 32
     bootstrap: int = 1000
+    refine: str = ""
+    refine_radius: int = 1
 
     def __post_init__(self) -> None:
         if (
@@ -88,6 +93,8 @@ class ProtocolSettings:
             raise InputError("batch_size and negative_ratio must be > 0")
         if self.bootstrap != 0 and self.bootstrap < 10:
             raise InputError(f"bootstrap needs 0 (none) or at least 10 resamples, got {self.bootstrap}")
+        if self.refine_radius < 0:
+            raise InputError(f"refine_radius must be >= 0, got {self.refine_radius}")
 
 
 def _matching_pairs(dataset: Any, negative_ratio: float, hard: bool, seed: int) -> Any:
@@ -334,14 +341,39 @@ def localisation_geometry(
     return t, (patch_side - (t + 2 * radius)) // 2
 
 
+def refined_name(name: str, refiner: str) -> str:
+    """Report name of a trained scorer's localisation refined by a training-free measure."""
+    return f"{name}>{refiner}"
+
+
+def _peak(surf: np.ndarray) -> tuple[int, int]:
+    """``(ix, iy)`` of a surface's maximum (the first one, row-major)."""
+    iy, ix = np.unravel_index(int(np.argmax(surf)), surf.shape)
+    return int(ix), int(iy)
+
+
+def refine_peak(coarse: tuple[int, int], fine: np.ndarray, radius: int) -> tuple[int, int]:
+    """``(ix, iy)`` of the maximum of ``fine`` within ``radius`` px (per axis) of the ``coarse`` peak."""
+    ix, iy = coarse
+    y0, x0 = max(iy - radius, 0), max(ix - radius, 0)
+    jx, jy = _peak(fine[y0 : iy + radius + 1, x0 : ix + radius + 1])
+    return x0 + jx, y0 + jy
+
+
 def localisation_protocol(
     dataset: Any,
     scorers: Sequence[Scorer],
     spec: ViewSpec,
     settings: ProtocolSettings,
     progress: Progress | None = None,
+    refiner: Scorer | None = None,
 ) -> LocalisationResult:
     """Slide every scorer over an optical search window around a shifted SAR template.
+
+    Args:
+        refiner: a training-free scorer that refines each trained scorer's peak within
+            ``settings.refine_radius`` px; its predictions are reported as :func:`refined_name`. When the
+            refiner is one of ``scorers`` (the same object), its surface is computed once.
 
     Returns:
         Truth and per-scorer predictions, ``(N, 2)`` shifts ``(dx, dy)``, and each template's scene.
@@ -358,6 +390,10 @@ def localisation_protocol(
     r = settings.search_radius
     shifts = rng.integers(-r, r + 1, size=(k, 2))
     preds = {s.name: np.zeros((k, 2), dtype=np.float64) for s in scorers}
+    coarse = [s for s in scorers if s.trained] if refiner is not None else []
+    for s in coarse:
+        preds[refined_name(s.name, refiner.name)] = np.zeros((k, 2), dtype=np.float64)
+    shared = any(s is refiner for s in scorers)
     scenes = np.full(k, "", dtype=object)
     t = None
     for j, i in enumerate(idx):
@@ -369,10 +405,20 @@ def localisation_protocol(
         dx, dy = int(shifts[j, 0]), int(shifts[j, 1])
         template = cut(sar, w0 + r + dx, w0 + r + dy, t)
         window = cut(opt, w0, w0, t + 2 * r)
+        surfs = {}
         for s in scorers:
-            surf = s.surface(template, window, spec_of(s, spec), side)
-            iy, ix = np.unravel_index(int(np.argmax(surf)), surf.shape)
+            surfs[s.name] = s.surface(template, window, spec_of(s, spec), side)
+            ix, iy = _peak(surfs[s.name])
             preds[s.name][j] = (ix - r, iy - r)
+        if coarse:
+            assert refiner is not None
+            if shared:
+                fine = surfs[refiner.name]
+            else:
+                fine = refiner.surface(template, window, spec_of(refiner, spec), side)
+            for s in coarse:
+                ix, iy = refine_peak(_peak(surfs[s.name]), fine, settings.refine_radius)
+                preds[refined_name(s.name, refiner.name)][j] = (ix - r, iy - r)
         if progress:
             progress("localisation", j + 1, k)
     known = scenes if bool(np.all(scenes != "")) else None
