@@ -236,6 +236,8 @@ def test_localisation_report_finds_a_scene_whose_truth_is_off(tmp_path: Path) ->
     assert code == 0, out
     with Image.open(png) as im:
         assert im.size[0] > 400 and im.size[1] > 200  # one panel a scene
+    code, out = run_cli([*args, "--protocol", "localisation", "--subpixel"])
+    assert code == 0 and "refined to sub-pixel" in out and "s6 (+3.0, +0.0)" in out, out
     code, out = run_cli([*args, "--protocol", "balanced", "--png", str(tmp_path / "no.png")])
     assert code != 0 and "add --protocol localisation" in out and not (tmp_path / "no.png").exists()
 
@@ -304,3 +306,33 @@ def test_localisation_refiner_moves_a_trained_peak_onto_the_measure_nearby(tmp_p
     near = localisation_protocol(ds, [_OffByTwo()], spec, settings, refiner=NCCScorer())
     step = near.pred_xy[name][coarse_ok] - near.true_xy[coarse_ok]
     assert np.all(step == (1, 0))  # one step towards the truth, which lies out of reach
+
+
+def test_peak_shift_finds_a_fractional_peak_and_leaves_the_border_whole() -> None:
+    from saropt.matching.protocols import peak_shift
+
+    yy, xx = np.mgrid[-4:5, -4:5].astype(np.float64)
+    surf = -((xx - 1.3) ** 2) - 2.0 * (yy + 2.2) ** 2  # a paraboloid peaking at (dx, dy) = (1.3, -2.2)
+    peak = (int(np.argmax(surf.max(0))), int(np.argmax(surf.max(1))))
+    assert peak == (5, 2)
+    assert peak_shift(surf, peak, subpixel=False) == (1.0, -2.0)
+    dx, dy = peak_shift(surf, peak, subpixel=True)
+    assert dx == pytest.approx(1.3) and dy == pytest.approx(-2.2)
+    edge = -((xx - 4.4) ** 2) - (yy - 0.25) ** 2  # beyond the window in x: the peak stays on the border
+    dx, dy = peak_shift(edge, (8, 4), subpixel=True)
+    assert dx == 4.0 and dy == pytest.approx(0.25)
+
+
+def test_subpixel_localisation_keeps_exact_shifts_exact(tmp_path: Path) -> None:
+    """On identical content the truth shifts are whole pixels and NCC's surface is symmetric about them: the
+    parabola moves no peak by more than a small fraction of a pixel."""
+    from saropt.data.saropt_ds import SaroptDataset
+    from saropt.matching.metrics import localisation_figures
+
+    root = write_fake_saropt(tmp_path / "same", identical=True, scene_side=128, patch=48, stride=40)
+    ds = SaroptDataset(root, split="test")
+    settings = ProtocolSettings(search_radius=4, max_templates=0, subpixel=True)
+    loc = localisation_protocol(ds, [NCCScorer()], ViewSpec(32, 0), settings)
+    err = np.abs(loc.pred_xy["ncc"] - loc.true_xy)
+    assert err.max() < 0.1 and np.any(err > 0)  # refined (not whole pixels), and near the truth
+    assert localisation_figures(loc.pred_xy["ncc"], loc.true_xy)["cmr_1px"] == 1.0

@@ -231,6 +231,10 @@ def train_cmd(
     help="Half-side (px) of the square around the model's peak that --refine searches.",
 )
 @click.option(
+    "--subpixel", is_flag=True,
+    help="Refine each localisation peak to sub-pixel (a parabola through its neighbours in x and in y).",
+)
+@click.option(
     "--ensemble", is_flag=True,
     help="Score all --checkpoint models as one method, the mean of their scores (one model kind and view).",
 )
@@ -269,6 +273,7 @@ def eval_cmd(
     bootstrap: int,
     refine: str | None,
     refine_radius: int,
+    subpixel: bool,
     ensemble: bool,
     fuse: bool,
     device: str,
@@ -299,6 +304,7 @@ def eval_cmd(
         bootstrap=bootstrap,
         refine=refine or "",
         refine_radius=refine_radius,
+        subpixel=subpixel,
     )
     with _eval_bar(ctx) as progress:
         report = evaluate(

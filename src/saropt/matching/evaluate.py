@@ -175,6 +175,11 @@ class EvaluationReport:
                     f"best shift within {rr} px (per axis) of NAME's best shift (the model picks the place, "
                     f"{refine} places it)"
                 )
+            if meta.get("settings", {}).get("subpixel"):
+                notes.append(
+                    "localisation: best shifts refined to sub-pixel by a parabola through the peak's neighbours "
+                    "in x and in y (not on the window's border)"
+                )
             shared = meta.get("localisation_shared_scene_offsets") or {}
             if shared:
                 where = ", ".join(f"{k} ({v[0]:+.1f}, {v[1]:+.1f})" for k, v in shared.items())

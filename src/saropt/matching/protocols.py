@@ -8,7 +8,11 @@
 - **localisation**: a SAR template (the view's crop, shrunk if needed so the window fits in the patch) at a
   random shift ``(dx, dy)`` in ``[-r, r]^2`` from the centre of a ``t + 2r`` optical search window cut from
   the same patch; each scorer is evaluated at every integer shift and its best shift is compared with the
-  truth: CMR@1/2/3 px and RMSE in native pixels.
+  truth: CMR@1/2/3 px and RMSE in native pixels. With a refiner (``refine``), each trained scorer also gives
+  a coarse-to-fine method ``"<name>><refiner>"``: the refiner's best shift within ``refine_radius`` px (per
+  axis) of the trained scorer's best shift, so the learned model chooses the place and a training-free
+  measure places it. With ``subpixel``, each best shift is refined by a parabola through its neighbours in x
+  and in y (as the registration matcher does), so errors are no longer whole pixels.
 - **retrieval**: each SAR patch is a query among ``N`` optical candidates (its own and ``N - 1`` other
   patches of the evaluation set drawn at random): recall@1/5/10. Where patches know their scene, two
   diagnostics say whether a method's misses are places of the query's own scene (neighbours) or other
@@ -64,6 +68,8 @@ class ProtocolSettings:
         refine: a training-free measure (``ncc``, ``mi``, ``cfog``) that refines each trained scorer's
             localisation within ``refine_radius`` px of its peak; ``""`` = none.
         refine_radius: half-side of the square around the trained peak the refiner searches (px).
+        subpixel: refine every best shift to sub-pixel by a parabola through its neighbours (not on the
+            search window's border).
     """
 
     seed: int = 0
@@ -78,6 +84,7 @@ class ProtocolSettings:
     bootstrap: int = 1000
     refine: str = ""
     refine_radius: int = 1
+    subpixel: bool = False
 
     def __post_init__(self) -> None:
         if (
@@ -352,6 +359,21 @@ def _peak(surf: np.ndarray) -> tuple[int, int]:
     return int(ix), int(iy)
 
 
+def peak_shift(surf: np.ndarray, peak: tuple[int, int], subpixel: bool) -> tuple[float, float]:
+    """``(dx, dy)`` of a ``(2r + 1, 2r + 1)`` surface's peak ``(ix, iy)``, refined to sub-pixel by a parabola
+    in x and in y (:func:`~saropt.registration.auto.matcher.subpixel_offsets`) when asked, except on the
+    border, where one neighbour is missing."""
+    ix, iy = peak
+    r = (surf.shape[0] - 1) // 2
+    if not subpixel:
+        return float(ix - r), float(iy - r)
+    from saropt.registration.auto.matcher import subpixel_offsets
+
+    fx, fy = subpixel_offsets(surf[None].astype(np.float64), np.array([iy]), np.array([ix]))
+    inside_x, inside_y = 0 < ix < 2 * r, 0 < iy < 2 * r
+    return ix - r + (float(fx[0]) if inside_x else 0.0), iy - r + (float(fy[0]) if inside_y else 0.0)
+
+
 def refine_peak(coarse: tuple[int, int], fine: np.ndarray, radius: int) -> tuple[int, int]:
     """``(ix, iy)`` of the maximum of ``fine`` within ``radius`` px (per axis) of the ``coarse`` peak."""
     ix, iy = coarse
@@ -408,8 +430,7 @@ def localisation_protocol(
         surfs = {}
         for s in scorers:
             surfs[s.name] = s.surface(template, window, spec_of(s, spec), side)
-            ix, iy = _peak(surfs[s.name])
-            preds[s.name][j] = (ix - r, iy - r)
+            preds[s.name][j] = peak_shift(surfs[s.name], _peak(surfs[s.name]), settings.subpixel)
         if coarse:
             assert refiner is not None
             if shared:
@@ -417,8 +438,8 @@ def localisation_protocol(
             else:
                 fine = refiner.surface(template, window, spec_of(refiner, spec), side)
             for s in coarse:
-                ix, iy = refine_peak(_peak(surfs[s.name]), fine, settings.refine_radius)
-                preds[refined_name(s.name, refiner.name)][j] = (ix - r, iy - r)
+                at = refine_peak(_peak(surfs[s.name]), fine, settings.refine_radius)
+                preds[refined_name(s.name, refiner.name)][j] = peak_shift(fine, at, settings.subpixel)
         if progress:
             progress("localisation", j + 1, k)
     known = scenes if bool(np.all(scenes != "")) else None

@@ -184,8 +184,12 @@ def _padded_surfaces(
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
-def _subpixel(surface: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Parabolic sub-pixel offsets of peaks at integer indices (clamped to half a pixel)."""
+def subpixel_offsets(
+    surface: np.ndarray, iy: np.ndarray, ix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parabolic sub-pixel offsets ``(fx, fy)`` of the peaks at integer indices ``(iy, ix)`` of ``(N, K, K)``
+    surfaces: a parabola through each peak and its two neighbours in x, then in y, clamped to half a pixel (0
+    where the parabola opens upwards). On the surface's border the missing neighbour is the peak itself."""
     n = surface.shape[0]
     idx = np.arange(n)
     k = surface.shape[-1]
@@ -222,7 +226,7 @@ def analyse_surfaces(surface: np.ndarray, params: MatchParams) -> dict[str, np.n
     best = flat.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
     iy, ix = np.divmod(best, k)
     peak = flat[np.arange(n), best].astype(np.float64)
-    fx, fy = _subpixel(surface, iy, ix)
+    fx, fy = subpixel_offsets(surface, iy, ix)
     offset = np.stack([ix - r + fx, iy - r + fy], axis=1)
     inside = (ix > 0) & (ix < k - 1) & (iy > 0) & (iy < k - 1)
     # Second peak: highest local maximum outside the exclusion disk.
