@@ -184,6 +184,10 @@ def test_eval_reports_every_protocol_for_a_dense_checkpoint(fake: Path, tmp_path
     assert code == 0 and "| dense>cfog |" in out, out
     code, out = run_cli([*args[:2], "-d", str(fake), "--baseline", "ncc", "--crop", "20", "--refine", "ncc"])
     assert code != 0 and "give a checkpoint" in out and "Traceback" not in out
+    code, out = run_cli([*args, "--protocol", "retrieval", "--subpixel"])
+    assert code != 0 and "add --protocol localisation" in out
+    code, out = run_cli([*args, "--protocol", "localisation", "--refine-radius", "2"])
+    assert code != 0 and "needs --refine" in out
 
 
 def _fusion_members() -> list[ModelScorer]:

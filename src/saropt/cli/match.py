@@ -291,6 +291,10 @@ def eval_cmd(
         raise ConfigError("nothing to evaluate: give --checkpoint RUN_DIR and/or --baselines")
     if png_path and protocols and "localisation" not in protocols:
         raise ConfigError("--png draws localisation errors: add --protocol localisation")
+    if (refine or subpixel) and protocols and "localisation" not in protocols:
+        raise ConfigError("--refine and --subpixel act on localisation: add --protocol localisation")
+    if refine_radius != 1 and not refine:
+        raise ConfigError("--refine-radius needs --refine MEASURE")
     view = None
     if crop is not None or size is not None:
         view = ViewSpec(crop or 0, size or 0)
