@@ -267,3 +267,10 @@ def test_baseline_view_options_apply_beside_a_checkpoint(fake: Path, tmp_path: P
     assert native["mi"] == alone["mi"]
     assert native["mi"] != own_view["mi"]
     assert native["bnn"] == own_view["bnn"]
+
+
+def test_cli_measures_are_the_baselines() -> None:
+    from saropt.cli.match import MEASURES
+    from saropt.matching.baselines import BASELINES
+
+    assert MEASURES == BASELINES  # --baseline and --refine offer exactly the measures evaluate() knows

@@ -14,6 +14,9 @@ from saropt.cli.options import progress_enabled, train_progress
 
 logger = logging.getLogger(__name__)
 
+#: training-free measures (saropt.matching.baselines.BASELINES, not imported: the CLI starts without numpy)
+MEASURES = ("ncc", "mi", "cfog")
+
 
 @click.group("match", context_settings={"help_option_names": ["-h", "--help"]})
 def match() -> None:
@@ -159,7 +162,7 @@ def train_cmd(
     "--baseline",
     "baseline_names",
     multiple=True,
-    type=click.Choice(["ncc", "mi", "cfog"]),
+    type=click.Choice(MEASURES),
     help="Add one training-free measure (repeatable).",
 )
 @click.option(
@@ -222,7 +225,7 @@ def train_cmd(
     help="Resamples of the paired bootstrap: 95% intervals and the first method minus each other (0 = none).",
 )
 @click.option(
-    "--refine", "refine", type=click.Choice(["ncc", "mi", "cfog"]), default=None,
+    "--refine", "refine", type=click.Choice(MEASURES), default=None,
     help="Also localise with each checkpoint refined by this measure: its best shift within --refine-radius "
     "px of the model's (reported as NAME>MEASURE, localisation's primary).",
 )

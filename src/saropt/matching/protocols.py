@@ -427,10 +427,11 @@ def localisation_protocol(
         dx, dy = int(shifts[j, 0]), int(shifts[j, 1])
         template = cut(sar, w0 + r + dx, w0 + r + dy, t)
         window = cut(opt, w0, w0, t + 2 * r)
-        surfs = {}
+        surfs, peaks = {}, {}
         for s in scorers:
             surfs[s.name] = s.surface(template, window, spec_of(s, spec), side)
-            preds[s.name][j] = peak_shift(surfs[s.name], _peak(surfs[s.name]), settings.subpixel)
+            peaks[s.name] = _peak(surfs[s.name])
+            preds[s.name][j] = peak_shift(surfs[s.name], peaks[s.name], settings.subpixel)
         if coarse:
             assert refiner is not None
             if shared:
@@ -438,7 +439,7 @@ def localisation_protocol(
             else:
                 fine = refiner.surface(template, window, spec_of(refiner, spec), side)
             for s in coarse:
-                at = refine_peak(_peak(surfs[s.name]), fine, settings.refine_radius)
+                at = refine_peak(peaks[s.name], fine, settings.refine_radius)
                 preds[refined_name(s.name, refiner.name)][j] = peak_shift(fine, at, settings.subpixel)
         if progress:
             progress("localisation", j + 1, k)
